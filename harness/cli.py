@@ -1,0 +1,80 @@
+"""The ``harness`` command line: a thin layer over the Python API.
+
+Each sub-command lives in the module named in :data:`COMMANDS` and is imported only when it runs,
+so ``harness --help`` stays fast and a broken optional dependency only affects its own command.
+User errors (:class:`harness.errors.HarnessError`, bad parameters) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from harness import __version__
+from harness.errors import HarnessError
+
+#: command name -> "module:attribute" of a click command or group, imported lazily.
+COMMANDS: dict[str, str] = {
+    "env": "harness.commands.env:env",
+}
+
+#: one-line help shown by ``harness --help`` without importing the command's module.
+SHORT_HELP: dict[str, str] = {
+    "env": "Print the environment fingerprint as JSON.",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if name in SHORT_HELP and not command.short_help:
+            command.short_help = SHORT_HELP[name]
+        return command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="harness")
+def cli():
+    """harness: numerical variability of deep-learning training, measured, reported and guarded."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: run the CLI, turning user errors into a message and exit 2."""
+    try:
+        cli.main(args=argv, prog_name="harness", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except HarnessError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("interrupted; completed work is kept and the run resumes where it stopped", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

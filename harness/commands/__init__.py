@@ -1,0 +1,1 @@
+"""CLI sub-commands, one module per command (imported lazily by :mod:`harness.cli`)."""

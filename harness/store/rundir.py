@@ -1,0 +1,158 @@
+"""Run directories: ``manifest.json`` plus tables, written atomically.
+
+Every file is written to a temporary name in the same directory, flushed, fsynced and renamed, so a
+crash never leaves a half-written file under its final name. A run's manifest has ``status``
+``running`` until :meth:`RunDir.finish` sets ``complete`` (or ``failed``): readers trust only
+complete runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InputError
+
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = 1
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "value"):  # Enum
+        return obj.value
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=True)
+    return atomic_write_text(path, text + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}") from None
+
+
+def atomic_write_table(path: str | os.PathLike, frame) -> Path:
+    """Write a pandas DataFrame as TSV (``.tsv``) or parquet (``.parquet``) atomically."""
+    import io
+
+    path = Path(path)
+    if path.suffix == ".tsv":
+        buf = io.StringIO()
+        frame.to_csv(buf, sep="\t", index=False)
+        return atomic_write_text(path, buf.getvalue())
+    if path.suffix == ".parquet":
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        return atomic_write_bytes(path, buf.getvalue())
+    raise InputError(f"table path must end in .tsv or .parquet, got {path.name!r}")
+
+
+class RunDir:
+    """A self-describing result directory.
+
+    Parameters
+    ----------
+    path : path-like
+        Directory of the run; created if missing.
+    kind : str
+        What produced it (``train``, ``ensemble``, ``introspect``, ``bench`` ...).
+    """
+
+    def __init__(self, path: str | os.PathLike, kind: str | None = None):
+        self.path = Path(path)
+        self.kind = kind
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    def exists(self) -> bool:
+        return self.manifest_path.exists()
+
+    def manifest(self) -> dict:
+        return read_json(self.manifest_path)
+
+    def is_complete(self) -> bool:
+        return self.exists() and self.manifest().get("status") == "complete"
+
+    def start(self, command: str, config: dict | None = None, **extra: Any) -> dict:
+        """Create (or re-open, for resuming) the run and write a ``running`` manifest."""
+        from harness.fingerprint import fingerprint
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        previous = self.manifest() if self.exists() else {}
+        manifest = {
+            "schema_version": MANIFEST_SCHEMA,
+            "kind": self.kind or previous.get("kind"),
+            "command": command,
+            "config": config or {},
+            "status": "running",
+            "started": previous.get("started", time.time()),
+            "attempts": previous.get("attempts", 0) + 1,
+            "environment": fingerprint(),
+            "timings": previous.get("timings", {}),
+        }
+        manifest.update(extra)
+        atomic_write_json(self.manifest_path, manifest)
+        return manifest
+
+    def update(self, **fields: Any) -> dict:
+        manifest = self.manifest()
+        manifest.update(fields)
+        atomic_write_json(self.manifest_path, manifest)
+        return manifest
+
+    def finish(self, status: str = "complete", **fields: Any) -> dict:
+        manifest = self.manifest()
+        manifest.update(fields)
+        manifest["status"] = status
+        manifest["finished"] = time.time()
+        manifest.setdefault("timings", {})["wall_s"] = manifest["finished"] - manifest["started"]
+        atomic_write_json(self.manifest_path, manifest)
+        return manifest
+
+    def write_table(self, name: str, frame) -> Path:
+        return atomic_write_table(self.path / name, frame)
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return atomic_write_json(self.path / name, obj)
