@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: {exc}", err=True)
         return 2
     except KeyboardInterrupt:
-        click.echo("interrupted; completed work is kept and the run resumes where it stopped", err=True)
+        click.echo(
+            "interrupted; completed work is kept and the run resumes where it stopped", err=True
+        )
         return 130
     return 0
 
