@@ -17,11 +17,13 @@ from harness.errors import HarnessError
 
 #: command name -> "module:attribute" of a click command or group, imported lazily.
 COMMANDS: dict[str, str] = {
+    "demo": "harness.commands.demo:demo",
     "env": "harness.commands.env:env",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
 SHORT_HELP: dict[str, str] = {
+    "demo": "Run the main job end to end (synthetic cohort, CPU, minutes).",
     "env": "Print the environment fingerprint as JSON.",
 }
 

@@ -1,0 +1,1 @@
+"""Experiments that combine the sub-packages: mode sweeps, the demo pipeline."""
