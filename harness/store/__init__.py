@@ -2,6 +2,7 @@
 
 from harness.store.rundir import (
     RunDir,
+    atomic_path,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_table,
@@ -11,6 +12,7 @@ from harness.store.rundir import (
 
 __all__ = [
     "RunDir",
+    "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_table",

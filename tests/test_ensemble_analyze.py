@@ -1,0 +1,95 @@
+from itertools import combinations
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.ensemble.analyze import analyze_ensemble
+from harness.errors import InputError
+from harness.metrics import dice_per_label
+
+LABELS = pd.DataFrame(
+    {
+        "label": [0, 17, 1035, 4],
+        "name": ["Unknown", "Left-Hippocampus", "ctx-lh-insula", "Left-Lateral-Ventricle"],
+        "kind": ["background", "subcortical", "cortical", "csf"],
+    }
+)
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data.astype(np.int32), np.diag([2.0, 2.0, 2.0, 1.0])), str(path))
+
+
+def _make(tmp_path, subjects=("sub-0001", "sub-0002")):
+    rng = np.random.default_rng(0)
+    cohort, ens = tmp_path / "cohort", tmp_path / "ens"
+    cohort.mkdir()
+    LABELS.to_csv(cohort / "labels.tsv", sep="\t", index=False)
+    members = {
+        "baseline": 0.02,
+        "seed-01": 0.05,
+        "seed-02": 0.05,
+        "seed-03": 0.05,
+        "mca-sr-01": 0.03,
+        "mca-sr-02": 0.03,
+    }
+    preds = {}
+    for subject in subjects:
+        truth = rng.choice([0, 17, 1035, 4], size=(6, 7, 5), p=[0.4, 0.2, 0.3, 0.1])
+        _write(cohort / subject / "anat" / f"{subject}_dseg.nii.gz", truth)
+        for member, flip in members.items():
+            noise = rng.choice([0, 17, 1035, 4], size=truth.shape)
+            pred = np.where(rng.random(truth.shape) < flip, noise, truth)
+            preds[member, subject] = pred
+            _write(ens / "members" / member / "predictions" / f"{subject}_seg.nii.gz", pred)
+    return cohort, ens, preds
+
+
+def test_analyze_writes_every_table(tmp_path):
+    cohort, ens, preds = _make(tmp_path)
+    out = analyze_ensemble(ens, cohort)
+    for name in [
+        "volumes.tsv",
+        "dice_to_truth.tsv",
+        "min_pairwise_dice.tsv",
+        "majority_vote.tsv",
+        "volume_sig_bits.tsv",
+        "region_summary.tsv",
+        "factor_correlation.tsv",
+        "entropy_seed_sub-0001.nii.gz",
+        "figures/min_pairwise_dice.png",
+        "manifest.json",
+    ]:
+        assert (out / name).exists(), name
+    minpd = pd.read_csv(out / "min_pairwise_dice.tsv", sep="\t")
+    row = minpd[(minpd.factor == "seed") & (minpd.subject == "sub-0001") & (minpd.label == 17)]
+    brute = min(
+        dice_per_label(preds[a, "sub-0001"], preds[b, "sub-0001"], [17])[0]
+        for a, b in combinations(["seed-01", "seed-02", "seed-03"], 2)
+    )
+    assert row["min_dice"].item() == pytest.approx(brute)
+    assert set(minpd["factor"]) == {"seed", "mca-sr"}
+    assert 0 not in set(minpd["label"])  # background excluded
+    vols = pd.read_csv(out / "volumes.tsv", sep="\t")
+    v = vols[(vols.member == "baseline") & (vols.subject == "sub-0002") & (vols.label == 4)]
+    assert v["volume_mm3"].item() == pytest.approx(8.0 * np.sum(preds["baseline", "sub-0002"] == 4))
+    ent = nib.load(str(out / "entropy_seed_sub-0001.nii.gz")).get_fdata()
+    stack = np.stack([preds[m, "sub-0001"] for m in ("seed-01", "seed-02", "seed-03")])
+    assert np.all((ent > 0) == ~np.all(stack == stack[0], axis=0))
+    corr = pd.read_csv(out / "factor_correlation.tsv", sep="\t")
+    assert {"mca-sr", "seed"} == set(corr[["factor_a", "factor_b"]].iloc[0])
+
+
+def test_analyze_needs_baseline(tmp_path):
+    cohort, ens, _ = _make(tmp_path, subjects=("sub-0001",))
+    (ens / "members" / "baseline").rename(ens / "members" / "old")
+    with pytest.raises(InputError, match="member name must be|no 'baseline'"):
+        analyze_ensemble(ens, cohort)
+
+
+def test_analyze_rejects_non_ensemble(tmp_path):
+    with pytest.raises(InputError, match="not an ensemble directory"):
+        analyze_ensemble(tmp_path, tmp_path)
