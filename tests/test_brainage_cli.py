@@ -58,3 +58,32 @@ def test_brainage_cli_needs_exactly_one_source(run_cli, tmp_path):
     assert code == 2 and "exactly one of" in err and "Traceback" not in err
     code, _, err = run_cli("brainage", "--tables", tmp_path, "--out", tmp_path / "o")
     assert code == 2 and "--participants is required" in err
+
+
+def test_brainage_cli_on_aseg_stats_with_etiv(run_cli, tmp_path):
+    data = synthetic_data(n_subjects=8, n_regions=3, n_members=2, seed=4)
+    root = tmp_path / "stats"
+    for m, member in enumerate(data.members):
+        for s, subject in enumerate(data.subjects):
+            lines = [
+                "# Measure EstimatedTotalIntraCranialVol, eTIV, Estimated TIV, 1500000.0, mm^3"
+            ]
+            lines.append("# ColHeaders Index SegId NVoxels Volume_mm3 StructName")
+            for r, region in enumerate(data.regions):
+                volume = data.volumes[m, s, r]
+                lines.append(f"{r + 1} {r + 10} {int(volume)} {volume:.4f} {region}")
+            path = root / member / subject / "stats" / "aseg.stats"
+            path.parent.mkdir(parents=True)
+            path.write_text("\n".join(lines) + "\n")
+    parts = write_member_tables(data, tmp_path / "t") / "participants.tsv"
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        "brainage", "--aseg-stats", root, "--participants", parts, "--out", out,
+        "--regressors", "ridge", "--splits", "2", "--normalize-icv", "--no-gaussian-control",
+    )  # fmt: skip
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["icv_normalization"] == "etiv"
+    assert manifest["data"]["members"] == ["baseline", "seed-01", "seed-02"]
+    results = pd.read_csv(out / "results.tsv", sep="\t")
+    assert set(results["augmentation"]) == {"none", "ensemble"} and len(results) == 2 * 3

@@ -39,6 +39,9 @@ def plot_mae_vs_k(summary: pd.DataFrame, path: str | Path) -> Path:
             ax.fill_between(
                 part["k"], part["mae_ci_low"], part["mae_ci_high"], color=colour, alpha=0.12
             )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("ensemble size k (extra training rows per subject)")
     ax.set_ylabel("test MAE (years)")
     ax.set_title("Brain-age MAE vs augmentation size (mean, 95% CI over splits)")
