@@ -89,7 +89,9 @@ def test_read_aseg_dir_both_layouts_and_etiv(tmp_path):
 def test_member_tables_round_trip(tmp_path):
     original = synthetic_data(n_subjects=6, n_regions=3, n_members=2)
     directory = write_member_tables(original, tmp_path / "tables")
-    data = read_member_tables(directory, directory / "participants.tsv")
+    elsewhere = (directory / "participants.tsv").rename(tmp_path / "ages.tsv")
+    (directory / "participants.csv").write_text("participant_id,age\nsub-0001,30\n")
+    data = read_member_tables(directory, elsewhere)
     assert data.members == original.members
     np.testing.assert_allclose(data.volumes, original.volumes)
     np.testing.assert_allclose(data.ages, original.ages)

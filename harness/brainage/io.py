@@ -310,6 +310,7 @@ def read_member_tables(tables_dir: str | Path, participants: str | Path) -> Brai
 
     Each table has one row per subject, a subject id column (see ``SUBJECT_COLUMNS``) and one
     numeric column per region. ``DIR/baseline.tsv`` (or .csv) is the unperturbed model.
+    ``participants.*`` files and the ``participants`` table itself are not member tables.
     """
     tables_dir = Path(tables_dir)
     if not tables_dir.is_dir():
@@ -318,7 +319,9 @@ def read_member_tables(tables_dir: str | Path, participants: str | Path) -> Brai
     paths = sorted(
         p
         for p in tables_dir.iterdir()
-        if p.suffix.lower() in (".tsv", ".csv") and p.resolve() != participants.resolve()
+        if p.suffix.lower() in (".tsv", ".csv")
+        and p.stem != "participants"
+        and p.resolve() != participants.resolve()
     )
     if not paths:
         raise InputError(f"tables: no .tsv or .csv member tables in {tables_dir}")
