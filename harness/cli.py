@@ -19,12 +19,14 @@ from harness.errors import HarnessError
 COMMANDS: dict[str, str] = {
     "demo": "harness.commands.demo:demo",
     "env": "harness.commands.env:env",
+    "brainage": "harness.commands.brainage:brainage",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
 SHORT_HELP: dict[str, str] = {
     "demo": "Run the main job end to end (synthetic cohort, CPU, minutes).",
     "env": "Print the environment fingerprint as JSON.",
+    "brainage": "Brain-age regression with ensemble members as training augmentation.",
 }
 
 
