@@ -153,7 +153,7 @@ HARNESS_HD double harness_sr_round_d(double s, double err, harness_rng *r) {
     double u = harness_uniform_d(r);
     double away, gap;
     if (err == 0.0 || !isfinite(s)) return s;
-    away = nextafter(s, err > 0.0 ? INFINITY : -INFINITY);
+    away = nextafter(s, err > 0.0 ? (double)INFINITY : -(double)INFINITY);
     gap = fabs(away - s);
     return u * gap < fabs(err) ? away : s;
 }
