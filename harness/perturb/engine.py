@@ -248,7 +248,7 @@ class StochasticArithmetic(TorchDispatchMode):
         elif self.mode is Mode.UD:
             if self._fused(y) and triton_kernels.up_down_(y, self._streams.kernel_seed(counter)):
                 return
-            rounding.up_down_(y, self._streams.bits(y, counter))
+            rounding.up_down_fast_(y, self._streams.signs(y, counter))
         elif self.mode is Mode.SR:  # fp64 results at t < 53, rounded from themselves
             if t < SIGNIFICAND_BITS[y.dtype]:
                 y.copy_(self._stochastic_round(y, y.dtype, counter))
