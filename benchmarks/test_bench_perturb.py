@@ -1,0 +1,63 @@
+"""Training-step time of a FastSurfer-like block stack under each stochastic-arithmetic mode.
+
+Run: ``python -m pytest benchmarks/test_bench_perturb.py --benchmark-json OUT.json``.
+Each record's ``extra_info`` has the mode, device, shape, TF32 setting, the ratio of its minimum
+time to the ``ieee`` run's and the environment fingerprint.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from perturb_blocks import make_step
+
+from harness.fingerprint import fingerprint
+from harness.perturb import StochasticArithmetic
+
+MODES = ["plain", "ieee", "rr", "ud", "sr"]
+SETTINGS = {
+    "cpu": {"batch": 2, "channels": 64, "size": 64, "blocks": 4, "rounds": 7},
+    "cuda": {"batch": 16, "channels": 64, "size": 128, "blocks": 4, "rounds": 10},
+}
+_IEEE_MIN: dict[str, float] = {}
+
+
+def _run(benchmark, device: str, mode: str):
+    cfg = SETTINGS[device]
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    step = make_step(cfg["channels"], cfg["blocks"], cfg["batch"], cfg["size"], device)
+
+    def perturbed_step():
+        if mode == "plain":
+            return step()
+        with StochasticArithmetic(mode, seed=0):
+            return step()
+
+    benchmark.pedantic(perturbed_step, rounds=cfg["rounds"], iterations=1, warmup_rounds=1)
+    best = benchmark.stats.stats.min
+    if mode == "ieee":
+        _IEEE_MIN[device] = best
+    benchmark.extra_info.update(
+        {
+            "mode": mode,
+            "device": device,
+            "shape": [cfg["batch"], cfg["channels"], cfg["size"], cfg["size"]],
+            "blocks": cfg["blocks"],
+            "tf32": False if device == "cuda" else None,
+            "ratio_vs_ieee": best / _IEEE_MIN[device] if device in _IEEE_MIN else None,
+            "fingerprint": fingerprint(),
+        }
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bench_training_step_cpu(benchmark, mode):
+    _run(benchmark, "cpu", mode)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", MODES)
+def test_bench_training_step_cuda(benchmark, mode):
+    _run(benchmark, "cuda", mode)
