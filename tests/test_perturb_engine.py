@@ -278,9 +278,7 @@ def training_step(mode, seed, device="cpu"):
     if mode is None:
         loss = step()
     else:
-        # rr at t = p on rounded results is (nearly) the identity: use t = p - 2 for it
-        precision = 22 if mode == "rr" else None
-        with StochasticArithmetic(mode, precision=precision, seed=seed):
+        with StochasticArithmetic(mode, seed=seed):  # default virtual precision t = p
             loss = step()
     params = torch.cat([p.detach().flatten() for p in model.parameters()])
     buffers = torch.cat([b.detach().flatten().double() for b in model.buffers()])
@@ -314,3 +312,19 @@ def test_keyed_streams_reproducible_and_distinct():
     assert -0.5 <= xi.min() and xi.max() < 0.5 and abs(xi.mean().item()) < 0.01
     share = a.bits(torch.empty(20000), 3).double().mean().item()
     assert abs(share - 0.5) < 0.02
+
+
+def test_rr_rounds_the_exact_result_at_full_precision():
+    """1.5 + 2^-25 lies a quarter ulp above 1.5 in fp32. rr (t = 24) of the exact sum rounds up when
+    U(-1/2, 1/2) * 2^-23 > 2^-25, i.e. with probability 1/4 (as stochastic rounding would);
+    applied to the rounded sum (wide=False) it never moves."""
+    n = 40_000
+    x = torch.full((n,), 1.5)
+    with StochasticArithmetic("rr", seed=5):
+        y = x + 2.0**-25
+    up = (y == 1.5 + 2.0**-23).float().mean().item()
+    assert set(torch.unique(y).tolist()) <= {1.5, 1.5 + 2.0**-23}
+    assert abs(up - 0.25) < 5 * (0.25 * 0.75 / n) ** 0.5
+    with StochasticArithmetic("rr", seed=5, wide=False):
+        z = x + 2.0**-25
+    assert torch.equal(z, x)

@@ -76,9 +76,10 @@ class StochasticArithmetic(TorchDispatchMode):
     Parameters
     ----------
     mode : {"ieee", "rr", "sr", "ud"} or Mode
-        ``ieee`` leaves every result bitwise unchanged; ``rr`` random rounding
-        ``fl(y + 2^(e(y)-t) xi)``; ``sr`` stochastic rounding of the op recomputed in the wider
-        type; ``ud`` one ulp up or down with probability 1/2. See design.md §3.
+        ``ieee`` leaves every result bitwise unchanged; ``rr`` MCA random rounding
+        ``fl(y + 2^(e(y)-t) xi)`` and ``sr`` stochastic rounding, both of the op's result
+        recomputed in the wider type (see ``wide``); ``ud`` one ulp up or down with probability
+        1/2. See design.md §3.
     precision : None, int or dict
         Virtual precision ``t`` (see :func:`~harness.perturb.modes.resolve_precision`). ``ud``
         ignores it (always one ulp of the working type).
@@ -93,6 +94,13 @@ class StochasticArithmetic(TorchDispatchMode):
         Record ``(counter, op)`` for every perturbed tensor in :attr:`history`.
     use_triton : bool
         Use the fused Triton kernels for CUDA tensors when Triton imports.
+    wide : bool
+        ``rr`` and ``sr`` need the op's exact result ``y``: with ``wide=True`` (default) the op is
+        recomputed in the wider type (fp64 for fp32, fp32 for fp16/bf16) and the perturbed value
+        is rounded from it, as Verificarlo does. With ``wide=False`` the perturbation is applied
+        to the already rounded working-precision result: cheaper (no recomputation), but at
+        ``t = p`` it changes almost nothing (the noise is below half an ulp, and a rounded value
+        is exactly representable), so use it with ``t < p``.
 
     Attributes
     ----------
@@ -122,6 +130,7 @@ class StochasticArithmetic(TorchDispatchMode):
         unknown_ops: Policy | str = Policy.PERTURB,
         history: bool = False,
         use_triton: bool = True,
+        wide: bool = True,
     ):
         super().__init__()
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -134,6 +143,7 @@ class StochasticArithmetic(TorchDispatchMode):
         self.unknown_ops = Policy.parse(unknown_ops)
         self.record_history = bool(history)
         self.use_triton = bool(use_triton)
+        self.wide = bool(wide)
         self.counter = 0
         self.op_counts: Counter[str] = Counter()
         self.unknown_seen: set[str] = set()
@@ -216,7 +226,7 @@ class StochasticArithmetic(TorchDispatchMode):
             return func(*args, **kwargs)
         if packet_name(func) == _TO_COPY:
             return self._to_copy(func, args, kwargs)
-        if self.mode is Mode.SR:
+        if self.wide and self.mode in (Mode.SR, Mode.RR):
             return self._stochastic_call(func, info, args, kwargs)
         out = func(*args, **kwargs)
         targets = _written(info, args, kwargs, out)
@@ -268,7 +278,14 @@ class StochasticArithmetic(TorchDispatchMode):
         return rounding.stochastic_rounding(wide, dtype, t, uniform)
 
     def _sr_from_wide(self, wide: torch.Tensor, dtype: torch.dtype, op: str) -> torch.Tensor:
-        return self._stochastic_round(wide, dtype, self._next_stream(op))
+        """Round an exact (wider-type) result into ``dtype`` under rr or sr."""
+        counter = self._next_stream(op)
+        if self.mode is Mode.RR:
+            t = self.precision[dtype]
+            y = wide.clone()
+            rounding.random_rounding_(y, t, self._streams.centred_uniform(y, counter, y.dtype))
+            return y.to(dtype)  # round to nearest into the working type
+        return self._stochastic_round(wide, dtype, counter)
 
     def _to_copy(self, func, args, kwargs):
         """Conversions round only when they narrow a float type."""
@@ -283,7 +300,7 @@ class StochasticArithmetic(TorchDispatchMode):
         )
         if narrowing:
             with _isolated():
-                if self.mode is Mode.SR:
+                if self.mode in (Mode.SR, Mode.RR):
                     out.copy_(self._sr_from_wide(source, out.dtype, _TO_COPY))
                 else:
                     self._perturb_in_place(out, _TO_COPY)
@@ -354,6 +371,7 @@ class StochasticArithmetic(TorchDispatchMode):
             "include": sorted(self.include),
             "exclude": sorted(self.exclude),
             "unknown_ops": self.unknown_ops.value,
+            "wide": self.wide,
             "perturbed_tensors": self.counter,
             "op_counts": dict(sorted(self.op_counts.items())),
             "unknown_seen": sorted(self.unknown_seen),
