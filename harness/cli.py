@@ -18,11 +18,13 @@ from harness.errors import HarnessError
 #: command name -> "module:attribute" of a click command or group, imported lazily.
 COMMANDS: dict[str, str] = {
     "env": "harness.commands.env:env",
+    "data": "harness.commands.data:data",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
 SHORT_HELP: dict[str, str] = {
     "env": "Print the environment fingerprint as JSON.",
+    "data": "Generate synthetic labelled cohorts; validate cohort directories.",
 }
 
 
