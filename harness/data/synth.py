@@ -63,11 +63,11 @@ class GenerativeModel:
 
     age_min: float = 20.0
     age_max: float = 85.0
-    cortex_mm_per_year: float = 0.010
-    hippocampus_mm_per_year: float = 0.015
+    cortex_mm_per_year: float = 0.015
+    hippocampus_mm_per_year: float = 0.006
     ventricle_mm_per_year: float = 0.040
     atrophy_cortex_mm: float = 0.3
-    atrophy_hippocampus_mm: float = 0.8
+    atrophy_hippocampus_mm: float = 0.5
     atrophy_ventricle_mm: float = 1.0
     rotation_deg: float = 6.0
     scaling: float = 0.05
