@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "demo": "harness.commands.demo:demo",
     "env": "harness.commands.env:env",
     "brainage": "harness.commands.brainage:brainage",
+    "data": "harness.commands.data:data",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
@@ -27,6 +28,7 @@ SHORT_HELP: dict[str, str] = {
     "demo": "Run the main job end to end (synthetic cohort, CPU, minutes).",
     "env": "Print the environment fingerprint as JSON.",
     "brainage": "Brain-age regression with ensemble members as training augmentation.",
+    "data": "Generate synthetic labelled cohorts; validate cohort directories.",
 }
 
 
