@@ -14,7 +14,17 @@ from perturb_blocks import make_step
 from harness.fingerprint import fingerprint
 from harness.perturb import StochasticArithmetic
 
-MODES = ["plain", "ieee", "rr", "ud", "sr"]
+MODES = ["plain", "ieee", "rr", "ud", "sr", "rr-rounded-t22", "sr-rounded-t22"]
+#: engine settings per benchmarked mode; "*-rounded-t22" perturb the already rounded fp32 result
+#: at virtual precision 22 (wide=False: no recomputation in fp64)
+ENGINE_KWARGS = {
+    "ieee": {"mode": "ieee"},
+    "rr": {"mode": "rr"},
+    "ud": {"mode": "ud"},
+    "sr": {"mode": "sr"},
+    "rr-rounded-t22": {"mode": "rr", "wide": False, "precision": 22},
+    "sr-rounded-t22": {"mode": "sr", "wide": False, "precision": 22},
+}
 SETTINGS = {
     "cpu": {"batch": 2, "channels": 64, "size": 64, "blocks": 4, "rounds": 7},
     "cuda": {"batch": 16, "channels": 64, "size": 128, "blocks": 4, "rounds": 10},
@@ -32,7 +42,7 @@ def _run(benchmark, device: str, mode: str):
     def perturbed_step():
         if mode == "plain":
             return step()
-        with StochasticArithmetic(mode, seed=0):
+        with StochasticArithmetic(seed=0, **ENGINE_KWARGS[mode]):
             return step()
 
     benchmark.pedantic(perturbed_step, rounds=cfg["rounds"], iterations=1, warmup_rounds=1)

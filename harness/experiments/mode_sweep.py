@@ -45,9 +45,20 @@ class SweepConfig:
 
 
 def default_model() -> torch.nn.Module:
-    from harness.models.small import SmallCNN
-
-    return SmallCNN(in_channels=1, num_classes=4)
+    """conv -> batchnorm -> PReLU -> max-pool -> conv -> batchnorm -> PReLU -> pool -> linear."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.PReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.PReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32, 4),
+    )
 
 
 def make_batches(cfg: SweepConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
