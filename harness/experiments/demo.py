@@ -40,12 +40,27 @@ def stage_mode_sweep(ctx: DemoContext) -> str:
     return format_table(frame)
 
 
+def stage_granularity(ctx: DemoContext) -> str:
+    from dataclasses import asdict
+
+    from harness.experiments.granularity import GranularityConfig, run_granularity
+
+    cfg = GranularityConfig(seed=ctx.seed)
+    run = ctx.stage_dir("granularity")
+    run.start("harness demo: op-level vs kernel-level", asdict(cfg))
+    frame = run_granularity(cfg)
+    run.write_table("granularity.tsv", frame)
+    run.finish()
+    return format_table(frame)
+
+
 def format_table(frame) -> str:
     return frame.to_string(index=False, float_format=lambda v: f"{v:.3g}")
 
 
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("mode-sweep", stage_mode_sweep),
+    ("granularity", stage_granularity),
 ]
 
 
