@@ -19,6 +19,7 @@ from harness.errors import HarnessError
 COMMANDS: dict[str, str] = {
     "demo": "harness.commands.demo:demo",
     "env": "harness.commands.env:env",
+    "sweep": "harness.commands.sweep:sweep",
     "brainage": "harness.commands.brainage:brainage",
     "data": "harness.commands.data:data",
 }
@@ -27,6 +28,7 @@ COMMANDS: dict[str, str] = {
 SHORT_HELP: dict[str, str] = {
     "demo": "Run the main job end to end (synthetic cohort, CPU, minutes).",
     "env": "Print the environment fingerprint as JSON.",
+    "sweep": "Small CNN under each perturbation mode: significant bits of weights and loss.",
     "brainage": "Brain-age regression with ensemble members as training augmentation.",
     "data": "Generate synthetic labelled cohorts; validate cohort directories.",
 }

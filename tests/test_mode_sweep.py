@@ -19,3 +19,13 @@ def test_mode_sweep_table():
 def test_mode_sweep_rejects_too_few_repeats():
     with pytest.raises(InputError, match="repeats"):
         run_mode_sweep(SweepConfig(repeats=1))
+
+
+def test_sweep_cli(run_cli, tmp_path):
+    code, out, err = run_cli(
+        "sweep", "--modes", "ieee,ud", "--repeats", "2", "--steps", "2", "-o", tmp_path / "s"
+    )
+    assert code == 0, err
+    assert "ud" in out and (tmp_path / "s" / "sweep.tsv").exists()
+    code, _, err = run_cli("sweep", "--modes", "ieee,fuzzy")
+    assert code == 2 and "error:" in err and "Traceback" not in err

@@ -1,0 +1,35 @@
+"""``harness sweep``: train a small CNN under each perturbation mode; significant bits table."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--modes", default="ieee,rr,sr,ud", show_default=True, help="Comma-separated modes.")
+@click.option("--repeats", default=6, show_default=True, type=int, help="Runs per mode.")
+@click.option("--steps", default=15, show_default=True, type=int, help="Training steps per run.")
+@click.option("--precision", default=None, type=int, help="Virtual precision t (default: p).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--out", "-o", type=click.Path(file_okay=False), help="Write sweep.tsv + manifest here."
+)
+def sweep(modes, repeats, steps, precision, device, seed, out) -> None:
+    """Train a small CNN `repeats` times per mode (same init, same batches, only the engine's seed
+    differs) and print the significant bits of the final weights and loss against IEEE."""
+    from harness.experiments.mode_sweep import SweepConfig, config_dict, run_mode_sweep
+    from harness.store import RunDir
+
+    cfg = SweepConfig(
+        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        repeats=repeats, steps=steps, precision=precision, device=device, seed=seed,
+    )  # fmt: skip
+    run = RunDir(out, kind="sweep") if out else None
+    if run:
+        run.start("harness sweep", config_dict(cfg))
+    frame = run_mode_sweep(cfg)
+    click.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if run:
+        run.write_table("sweep.tsv", frame)
+        run.finish()
