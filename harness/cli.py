@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 #: command name -> "module:attribute" of a click command or group, imported lazily.
 COMMANDS: dict[str, str] = {
     "demo": "harness.commands.demo:demo",
+    "ensemble": "harness.commands.ensemble:ensemble",
     "env": "harness.commands.env:env",
     "sweep": "harness.commands.sweep:sweep",
     "brainage": "harness.commands.brainage:brainage",
@@ -27,6 +28,7 @@ COMMANDS: dict[str, str] = {
 #: one-line help shown by ``harness --help`` without importing the command's module.
 SHORT_HELP: dict[str, str] = {
     "demo": "Run the main job end to end (synthetic cohort, CPU, minutes).",
+    "ensemble": "Train ensemble members (run) and measure their agreement (analyze).",
     "env": "Print the environment fingerprint as JSON.",
     "sweep": "Small CNN under each perturbation mode: significant bits of weights and loss.",
     "brainage": "Brain-age regression with ensemble members as training augmentation.",

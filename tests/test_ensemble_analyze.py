@@ -93,3 +93,13 @@ def test_analyze_needs_baseline(tmp_path):
 def test_analyze_rejects_non_ensemble(tmp_path):
     with pytest.raises(InputError, match="not an ensemble directory"):
         analyze_ensemble(tmp_path, tmp_path)
+
+
+def test_analyze_cli(run_cli, tmp_path):
+    cohort, ens, _ = _make(tmp_path, subjects=("sub-0001",))
+    code, out, err = run_cli("ensemble", "analyze", ens, "--cohort", cohort, "--no-entropy-maps")
+    assert code == 0, err
+    assert (ens / "analysis" / "region_summary.tsv").exists()
+    assert not list((ens / "analysis").glob("entropy_*"))
+    code, _, err = run_cli("ensemble", "analyze", tmp_path / "nowhere")
+    assert code == 2 and "error:" in err and "Traceback" not in err
