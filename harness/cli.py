@@ -23,6 +23,10 @@ COMMANDS: dict[str, str] = {
     "sweep": "harness.commands.sweep:sweep",
     "brainage": "harness.commands.brainage:brainage",
     "data": "harness.commands.data:data",
+    "results": "harness.commands.results:results",
+    "report": "harness.commands.report:report",
+    "compare": "harness.commands.compare:compare",
+    "check": "harness.commands.check:check",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
@@ -33,6 +37,10 @@ SHORT_HELP: dict[str, str] = {
     "sweep": "Small CNN under each perturbation mode: significant bits of weights and loss.",
     "brainage": "Brain-age regression with ensemble members as training augmentation.",
     "data": "Generate synthetic labelled cohorts; validate cohort directories.",
+    "results": "Results database (DuckDB): ingest run directories and benchmarks, query them.",
+    "report": "Self-contained HTML report (and Markdown summary) of runs and benchmarks.",
+    "compare": "Two result sets side by side: significant bits, throughput, Welch t-test.",
+    "check": "CI gate: exit 1 when significant bits or throughput regress past bounds.",
 }
 
 
