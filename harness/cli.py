@@ -76,7 +76,9 @@ def cli():
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI, turning user errors into a message and exit 2."""
     try:
-        cli.main(args=argv, prog_name="harness", standalone_mode=False)
+        # without standalone mode click returns the code of a `click.exceptions.Exit` (used by
+        # `harness check` to exit 1) instead of exiting; commands themselves return None
+        code = cli.main(args=argv, prog_name="harness", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             "interrupted; completed work is kept and the run resumes where it stopped", err=True
         )
         return 130
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
