@@ -140,3 +140,47 @@ def test_report_cli(run_cli, tmp_path):
     assert code == 2 and "does not exist" in err
     code, _, err = run_cli("report", bench, "-o", tmp_path / "r.pdf")
     assert code == 2 and "must end in .html" in err
+
+
+def test_report_and_db_on_a_real_ensemble_analysis(tmp_path):
+    """The producer's own output (harness.ensemble.analyze) feeds the database and the report."""
+    import nibabel as nib
+    import pandas as pd
+
+    from harness.ensemble.analyze import analyze_ensemble
+    from harness.store import load_results
+
+    rng = np.random.default_rng(0)
+    cohort, ens = tmp_path / "cohort", tmp_path / "ens"
+    cohort.mkdir()
+    pd.DataFrame(
+        {"label": [0, 17, 4], "name": ["Unknown", "Left-Hippocampus", "Left-Lateral-Ventricle"],
+         "kind": ["background", "subcortical", "csf"]}
+    ).to_csv(cohort / "labels.tsv", sep="\t", index=False)  # fmt: skip
+
+    def save(path, data):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(data.astype(np.int32), np.eye(4)), str(path))
+
+    truth = rng.choice([0, 17, 4], size=(8, 8, 6), p=[0.5, 0.3, 0.2])
+    save(cohort / "sub-01" / "anat" / "sub-01_dseg.nii.gz", truth)
+    for member, flip in {"baseline": 0.0, "seed-01": 0.1, "seed-02": 0.1, "seed-03": 0.2}.items():
+        pred = np.where(rng.random(truth.shape) < flip, rng.choice([0, 17, 4], truth.shape), truth)
+        save(ens / "members" / member / "predictions" / "sub-01_seg.nii.gz", pred)
+    analysis = analyze_ensemble(ens, cohort)
+
+    db = load_results([ens])
+    runs = db.query("SELECT kind, status FROM runs")
+    assert runs.values.tolist() == [["ensemble-analysis", "complete"]]
+    stability = db.query(
+        "SELECT labels, value FROM metrics WHERE table_name = 'region_summary.tsv' "
+        "AND metric = 'mean_min_dice' ORDER BY labels"
+    )
+    expected = pd.read_csv(analysis / "region_summary.tsv", sep="\t")["mean_min_dice"]
+    assert sorted(stability["value"].dropna()) == pytest.approx(sorted(expected.dropna()))
+
+    html_path, md_path = build_report([ens], tmp_path / "out" / "report.html", now=FROZEN)
+    md = md_path.read_text()
+    assert "## Ensemble agreement" in md and "Left-Hippocampus" in md
+    assert "Voxel-wise label entropy across members, seed_sub-01" in md
+    assert html_path.read_text().count('<img src="data:image/png;base64,') == 2

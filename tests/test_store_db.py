@@ -115,6 +115,13 @@ def test_incremental_ingest(results_copy, tmp_path):
         )
         assert value["value"].tolist() == [7.0]
 
+        # a run deleted from disk is forgotten, with its metrics
+        shutil.rmtree(results_copy / "runs" / "granularity")
+        fourth = db.ingest([results_copy], progress=False)
+        assert fourth.removed == [str(results_copy.resolve() / "runs" / "granularity")]
+        gone = db.query("SELECT count(*) AS n FROM metrics WHERE table_name = 'granularity.tsv'")
+        assert gone["n"].item() == 0 and len(db.table("runs")) == 5
+
 
 WRITER = """
 import sys

@@ -77,6 +77,7 @@ class IngestSummary:
     benchmark_files_new: list[str] = field(default_factory=list)
     benchmark_files_updated: list[str] = field(default_factory=list)
     benchmark_files_unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
     metric_rows: int = 0
     benchmark_rows: int = 0
     spectra_rows: int = 0
@@ -90,6 +91,7 @@ class IngestSummary:
                 self.runs_updated,
                 self.benchmark_files_new,
                 self.benchmark_files_updated,
+                self.removed,
             )
         )
 
@@ -99,7 +101,7 @@ class IngestSummary:
             f"{self.runs_unchanged} unchanged ({len(self.runs_incomplete)} not complete: "
             f"tables not loaded); benchmark files: {len(self.benchmark_files_new)} new, "
             f"{len(self.benchmark_files_updated)} updated, {self.benchmark_files_unchanged} "
-            f"unchanged; rows added: {self.metric_rows} metrics, {self.benchmark_rows} "
+            f"unchanged; {len(self.removed)} removed (gone from disk); rows added: {self.metric_rows} metrics, {self.benchmark_rows} "
             f"benchmarks, {self.spectra_rows} spectra"
         )
 
@@ -209,7 +211,32 @@ class ResultsDB:
                 self._ingest_run(path, root, summary)
             else:
                 self._ingest_benchmark_file(path, summary)
+        self._prune(
+            roots, {str(r) for r, _ in found.runs} | set(map(str, found.benchmarks)), summary
+        )
         return summary
+
+    def _prune(self, roots, present: set[str], summary: IngestSummary) -> None:
+        """Forget units under a directory root that are no longer on disk."""
+        roots = [roots] if isinstance(roots, (str, os.PathLike)) else roots
+        for root in (Path(r).resolve() for r in roots):
+            if not root.is_dir():
+                continue
+            owners = self.con.execute("SELECT DISTINCT owner, source_kind FROM sources").fetchall()
+            for owner, kind in owners:
+                if owner in present or not Path(owner).is_relative_to(root):
+                    continue
+                if kind == "run":
+                    run_ids = self.con.execute(
+                        "SELECT run_id FROM runs WHERE path = ?", [owner]
+                    ).fetchall()
+                    for (run_id,) in run_ids:
+                        for table in RUN_TABLES:
+                            self.con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+                else:
+                    self.con.execute("DELETE FROM benchmarks WHERE source = ?", [owner])
+                self.con.execute("DELETE FROM sources WHERE owner = ?", [owner])
+                summary.removed.append(owner)
 
     def _stored(self, owner: str) -> dict[str, tuple[int, int, str]]:
         rows = self.con.execute(
