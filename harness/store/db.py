@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS spectra (
     quantity VARCHAR, "index" BIGINT, value DOUBLE, group_size DOUBLE);
 """
 
+#: units ingested per transaction (a crash loses at most this many; a re-run picks them up)
+COMMIT_EVERY = 200
 #: tables whose rows belong to one run (deleted and re-inserted when the run changes)
 RUN_TABLES = ("metrics", "spectra", "runs")
 
@@ -148,6 +150,8 @@ class ResultsDB:
         except ImportError as exc:  # pragma: no cover - duckdb is a dependency
             raise MissingDependencyError("the results database needs the duckdb package") from exc
         self.path = str(path)
+        self._pending: dict[str, list[pd.DataFrame]] = {}
+        self._assigned: dict[str, str] = {}  # run ids given out in the current ingest
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise InputError(
                 f"no results database at {self.path}; create it with `harness results ingest`"
@@ -206,14 +210,28 @@ class ResultsDB:
         units = [("run", run, root) for run, root in found.runs] + [
             ("benchmark", path, None) for path in found.benchmarks if path != db_file
         ]
-        for kind, path, root in tqdm(units, desc="ingest", unit="source", disable=not progress):
-            if kind == "run":
-                self._ingest_run(path, root, summary)
-            else:
-                self._ingest_benchmark_file(path, summary)
-        self._prune(
-            roots, {str(r) for r, _ in found.runs} | set(map(str, found.benchmarks)), summary
-        )
+        present = {str(r) for r, _ in found.runs} | set(map(str, found.benchmarks))
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            bar = tqdm(units, desc="ingest", unit="source", disable=not progress)
+            for i, (kind, path, root) in enumerate(bar, start=1):
+                if kind == "run":
+                    self._ingest_run(path, root, summary)
+                else:
+                    self._ingest_benchmark_file(path, summary)
+                if i % COMMIT_EVERY == 0:  # keep progress of long ingests
+                    self._flush()
+                    self.con.execute("COMMIT")
+                    self.con.execute("BEGIN TRANSACTION")
+            self._prune(roots, present, summary)
+            self._flush()
+            self.con.execute("COMMIT")
+        except BaseException:
+            self._pending.clear()
+            self._assigned.clear()
+            self.con.execute("ROLLBACK")
+            raise
+        self._assigned.clear()
         return summary
 
     def _prune(self, roots, present: set[str], summary: IngestSummary) -> None:
@@ -259,20 +277,21 @@ class ResultsDB:
             states.append((str(f), st.st_mtime_ns, st.st_size, digest))
         return changed, states
 
-    def _record_sources(self, owner: str, kind: str, states: list[tuple]) -> None:
-        self.con.execute("DELETE FROM sources WHERE owner = ?", [owner])
-        self.con.executemany(
-            "INSERT INTO sources (path, owner, source_kind, mtime_ns, size, sha256) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(p, owner, kind, m, s, h) for p, m, s, h in states],
-        )
+    def _record_sources(self, owner: str, kind: str, states: list[tuple], known: bool) -> None:
+        if known:
+            self.con.execute("DELETE FROM sources WHERE owner = ?", [owner])
+        frame = pd.DataFrame(states, columns=["path", "mtime_ns", "size", "sha256"])
+        self._insert("sources", frame.assign(owner=owner, source_kind=kind))
 
     def _run_id(self, run_dir: Path, root: Path) -> str:
         base = root.name if run_dir == root else f"{root.name}/{run_dir.relative_to(root)}"
         existing = self.con.execute("SELECT path FROM runs WHERE run_id = ?", [base]).fetchone()
-        if existing is None or existing[0] == str(run_dir):
-            return base
-        return f"{base}@{hashlib.sha1(str(run_dir).encode()).hexdigest()[:8]}"
+        taken_by = existing[0] if existing else self._assigned.get(base)
+        run_id = base
+        if taken_by is not None and taken_by != str(run_dir):
+            run_id = f"{base}@{hashlib.sha1(str(run_dir).encode()).hexdigest()[:8]}"
+        self._assigned[run_id] = str(run_dir)
+        return run_id
 
     def _ingest_run(self, run_dir: Path, root: Path, summary: IngestSummary) -> None:
         try:
@@ -292,18 +311,13 @@ class ResultsDB:
         if not changed:
             summary.runs_unchanged += 1
             return
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        if existing:
             for table in RUN_TABLES:
                 self.con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-            self._insert("runs", pd.DataFrame([run_record(run_id, run_dir, manifest)]))
-            if complete:
-                self._insert_run_tables(run_id, run_dir, files, summary)
-            self._record_sources(owner, "run", states)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+        self._insert("runs", pd.DataFrame([run_record(run_id, run_dir, manifest)]))
+        if complete:
+            self._insert_run_tables(run_id, run_dir, files, summary)
+        self._record_sources(owner, "run", states, known=existing is not None)
         (summary.runs_updated if existing else summary.runs_new).append(run_id)
 
     def _insert_run_tables(
@@ -340,28 +354,30 @@ class ResultsDB:
         if data is None:
             return
         existed = bool(self._stored(owner))
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        if existed:
             self.con.execute("DELETE FROM benchmarks WHERE source = ?", [owner])
-            summary.benchmark_rows += self._insert(
-                "benchmarks", pd.DataFrame(benchmark_records(path, data))
-            )
-            self._record_sources(owner, "benchmark", states)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+        summary.benchmark_rows += self._insert(
+            "benchmarks", pd.DataFrame(benchmark_records(path, data))
+        )
+        self._record_sources(owner, "benchmark", states, known=existed)
         (summary.benchmark_files_updated if existed else summary.benchmark_files_new).append(owner)
 
     def _insert(self, table: str, frame: pd.DataFrame) -> int:
+        """Queue rows for ``table``; :meth:`_flush` inserts each table's rows in one statement."""
         if frame.empty:
             return 0
-        self.con.register("_incoming", frame)
-        try:
-            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
-        finally:
-            self.con.unregister("_incoming")
+        self._pending.setdefault(table, []).append(frame)
         return len(frame)
+
+    def _flush(self) -> None:
+        for table, frames in self._pending.items():
+            incoming = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            self.con.register("_incoming", incoming)
+            try:
+                self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+            finally:
+                self.con.unregister("_incoming")
+        self._pending.clear()
 
 
 def default_db_path(roots) -> Path:
