@@ -32,11 +32,16 @@ def _complete_runs(db: ResultsDB, *tables: str, kind: str | None = None) -> pd.D
     return runs.sort_values("run_id").reset_index(drop=True)
 
 
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _bench_label(row) -> str:
-    what = row["case_name"] or row["param"] or ""
-    impl = f"{row['implementation']}/" if isinstance(row["implementation"], str) else ""
-    mode = row["mode"] or ""
-    return f"{row['op']} {what} {impl}{mode}".strip()
+    """``op case implementation/mode`` for a chart axis, skipping what the benchmark lacks."""
+    what = _text(row["case_name"]) or _text(row["param"])
+    impl, mode = _text(row["implementation"]), _text(row["mode"])
+    tail = f"{impl}/{mode}" if impl and mode else impl or mode
+    return " ".join(part for part in (row["op"], what, tail) if part)
 
 
 def overview(db: ResultsDB) -> Section | None:
