@@ -121,6 +121,9 @@ def test_compare_committed_vs_modified(tmp_path, run_cli):
     assert out_file.read_text().strip() == out.strip()
     code, out, _ = run_cli("compare", PERTURB, PERTURB)
     assert code == 0 and RR_STEP in out and "1x throughput" in out
+    code, out, _ = run_cli("compare", KERNELS, modified, "--only-differences")
+    assert code == 0 and "lost bits" in out and "slower" in out
+    assert "cpu-16ch-5x5" not in out and "same" not in out.split("devices:")[0]
 
 
 def test_check_gate(tmp_path, run_cli):

@@ -179,6 +179,11 @@ def test_bad_inputs(tmp_path):
         load_results([FIXTURES]).query("SELECT nope FROM benchmarks")
     with pytest.raises(InputError, match="no results database"):
         ResultsDB(tmp_path / "absent.duckdb", read_only=True)
+    old = tmp_path / "old.duckdb"
+    with ResultsDB(old) as db:
+        db.con.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    with pytest.raises(InputError, match="schema 0, this harness uses 1: delete the file"):
+        ResultsDB(old)
 
 
 def test_results_cli(run_cli, results_copy, tmp_path):

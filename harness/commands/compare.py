@@ -17,7 +17,13 @@ import click
     "--alpha", type=float, default=0.05, show_default=True,
     help="Welch t-test level below which a timing difference is called real.",
 )  # fmt: skip
-def compare(a: str, b: str, fmt: str, output: str | None, alpha: float) -> None:
+@click.option(
+    "--only-differences", is_flag=True,
+    help="Show only rows whose verdict is not 'same' (and items found on one side only).",
+)  # fmt: skip
+def compare(
+    a: str, b: str, fmt: str, output: str | None, alpha: float, only_differences: bool
+) -> None:
     """Compare result set A with B (each a run directory, a results root or a benchmark JSON).
 
     Benchmarks are matched by name with device words (cpu/cuda/gpu) ignored; for each, the mean
@@ -27,7 +33,10 @@ def compare(a: str, b: str, fmt: str, output: str | None, alpha: float) -> None:
     from harness.compare import compare_results, render_comparison
     from harness.store import atomic_write_text
 
-    text = render_comparison(compare_results(a, b, alpha=alpha), fmt)
+    comparison = compare_results(a, b, alpha=alpha)
+    if only_differences:
+        comparison = comparison.differences()
+    text = render_comparison(comparison, fmt)
     click.echo(text)
     if output:
         atomic_write_text(output, text + "\n")

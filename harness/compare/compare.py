@@ -9,7 +9,7 @@ metrics are matched by run kind, table, metric and key labels.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -50,6 +50,11 @@ class Comparison:
 
     def run_metrics(self) -> pd.DataFrame:
         return self.rows[self.rows["section"] == "run"].reset_index(drop=True)
+
+    def differences(self) -> Comparison:
+        """The same comparison restricted to rows whose verdict is not ``same ...``."""
+        keep = ~self.rows["verdict"].astype(str).str.startswith("same")
+        return replace(self, rows=self.rows[keep].reset_index(drop=True))
 
 
 def _as_list(paths) -> list:

@@ -162,9 +162,25 @@ class ResultsDB:
             raise InputError(f"cannot open results database {self.path}: {exc}") from None
         if not read_only:
             self.con.execute(SCHEMA)
-            self.con.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+        self._check_schema_version(write=not read_only)
+
+    def _check_schema_version(self, write: bool) -> None:
+        """Refuse a database written by another schema version (it is rebuilt from the files)."""
+        import duckdb
+
+        try:
+            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.Error:
+            row = None
+        if row is not None and row[0] != str(SCHEMA_VERSION):
+            self.con.close()
+            raise InputError(
+                f"{self.path} has results-database schema {row[0]}, this harness uses "
+                f"{SCHEMA_VERSION}: delete the file and run `harness results ingest` again "
+                "(the database is rebuilt from the run directories)"
             )
+        if row is None and write:
+            self.con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     def close(self) -> None:
         self.con.close()
