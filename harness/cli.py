@@ -23,6 +23,10 @@ COMMANDS: dict[str, str] = {
     "sweep": "harness.commands.sweep:sweep",
     "brainage": "harness.commands.brainage:brainage",
     "data": "harness.commands.data:data",
+    "results": "harness.commands.results:results",
+    "report": "harness.commands.report:report",
+    "compare": "harness.commands.compare:compare",
+    "check": "harness.commands.check:check",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
@@ -33,6 +37,10 @@ SHORT_HELP: dict[str, str] = {
     "sweep": "Small CNN under each perturbation mode: significant bits of weights and loss.",
     "brainage": "Brain-age regression with ensemble members as training augmentation.",
     "data": "Generate synthetic labelled cohorts; validate cohort directories.",
+    "results": "Results database (DuckDB): ingest run directories and benchmarks, query them.",
+    "report": "Self-contained HTML report (and Markdown summary) of runs and benchmarks.",
+    "compare": "Two result sets side by side: significant bits, throughput, Welch t-test.",
+    "check": "CI gate: exit 1 when significant bits or throughput regress past bounds.",
 }
 
 
@@ -68,7 +76,9 @@ def cli():
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI, turning user errors into a message and exit 2."""
     try:
-        cli.main(args=argv, prog_name="harness", standalone_mode=False)
+        # without standalone mode click returns the code of a `click.exceptions.Exit` (used by
+        # `harness check` to exit 1) instead of exiting; commands themselves return None
+        code = cli.main(args=argv, prog_name="harness", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
@@ -85,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             "interrupted; completed work is kept and the run resumes where it stopped", err=True
         )
         return 130
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,7 @@
-"""Self-describing run directories with atomic writes (and, later, the results database)."""
+"""Self-describing run directories with atomic writes, and the DuckDB results database.
+
+``ResultsDB`` and ``load_results`` are imported lazily so that writers do not load duckdb.
+"""
 
 from harness.store.rundir import (
     RunDir,
@@ -11,7 +14,9 @@ from harness.store.rundir import (
 )
 
 __all__ = [
+    "ResultsDB",
     "RunDir",
+    "load_results",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -19,3 +24,11 @@ __all__ = [
     "atomic_write_text",
     "read_json",
 ]
+
+
+def __getattr__(name: str):
+    if name in ("ResultsDB", "load_results"):
+        from harness.store import db
+
+        return getattr(db, name)
+    raise AttributeError(f"module 'harness.store' has no attribute {name!r}")

@@ -1,0 +1,24 @@
+"""``harness report``: a self-contained HTML report and a Markdown summary."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "-o", "--output", default="report.html", show_default=True,
+    type=click.Path(dir_okay=False), help="HTML file; report.md is written beside it.",
+)  # fmt: skip
+@click.option("--title", default="harness stability report", show_default=True)
+def report(runs: tuple[str, ...], output: str, title: str) -> None:
+    """Report on RUNS (run directories, result roots or benchmark JSON files).
+
+    Sections appear when their data is present: significant bits, throughput, ensemble Dice and
+    entropy maps, brain-age MAE curves, gradient spectra, sweep/granularity tables, environment.
+    """
+    from harness.report import build_report
+
+    html_path, md_path = build_report(list(runs), output, title=title)
+    click.echo(f"wrote {html_path} and {md_path}")

@@ -1,0 +1,127 @@
+"""Matplotlib figures of a report, returned as PNG bytes (Agg backend, no files)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DPI = 100
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig, plt) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _device_colours(devices: list[str]) -> dict[str, str]:
+    cycle = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    return {d: cycle[i % len(cycle)] for i, d in enumerate(dict.fromkeys(devices))}
+
+
+def horizontal_bars(
+    labels: list[str], values: list[float], groups: list[str], xlabel: str, log: bool = False
+) -> bytes:
+    """One bar per row, coloured by group (device), with a legend."""
+    plt = _pyplot()
+    colours = _device_colours(groups)
+    fig, ax = plt.subplots(figsize=(9, 0.8 + 0.28 * len(labels)))
+    y = np.arange(len(labels))
+    ax.barh(y, values, color=[colours[g] for g in groups])
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    ax.legend(handles, list(colours), fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0),
+              ncol=3, frameon=False)  # fmt: skip
+    fig.tight_layout()
+    return _png(fig, plt)
+
+
+def region_stability(summary: pd.DataFrame, max_regions: int = 40) -> bytes:
+    """Mean minimum pairwise Dice per region, one bar colour per factor (least stable first)."""
+    plt = _pyplot()
+    pivot = summary.pivot_table(index="region", columns="factor", values="mean_min_dice")
+    pivot = pivot.loc[pivot.min(axis=1).sort_values().index[:max_regions]]
+    fig, ax = plt.subplots(figsize=(8, 1 + 0.22 * len(pivot) * max(1, len(pivot.columns) / 2)))
+    pivot.plot.barh(ax=ax, width=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean minimum pairwise Dice (1 = members agree)")
+    ax.set_xlim(0, 1)
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    return _png(fig, plt)
+
+
+def entropy_montage(path: Path, n_slices: int = 6) -> bytes:
+    """Axial slices through the part of a label-entropy map (bits) that is not zero."""
+    import nibabel as nib
+
+    plt = _pyplot()
+    data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+    if data.ndim != 3:
+        raise ValueError(f"{path.name}: expected a 3-D map, got shape {data.shape}")
+    nonzero = np.flatnonzero(data.reshape(-1, data.shape[2]).max(axis=0) > 0)
+    lo, hi = (nonzero[0], nonzero[-1]) if len(nonzero) else (0, data.shape[2] - 1)
+    zs = np.unique(np.linspace(lo, hi, n_slices + 2)[1:-1].round().astype(int))
+    vmax = float(data.max()) or 1.0
+    fig, axes = plt.subplots(1, len(zs), figsize=(1.9 * len(zs) + 0.8, 2.4), squeeze=False)
+    for ax, z in zip(axes[0], zs, strict=True):
+        image = ax.imshow(np.rot90(data[:, :, z]), cmap="magma", vmin=0, vmax=vmax)
+        ax.set_title(f"z={z}", fontsize=8)
+        ax.axis("off")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="entropy (bits)")
+    return _png(fig, plt)
+
+
+def spectra_trajectories(spectra: pd.DataFrame) -> bytes:
+    """Largest singular value (index 0) against step, one panel per quantity, a line per layer.
+
+    Values are averaged over groups after dividing by the group size (singular values grow with
+    the number of rows in a group).
+    """
+    plt = _pyplot()
+    top = spectra[spectra["index"] == 0].copy()
+    size = top["group_size"].where(top["group_size"] > 0, 1.0)
+    top["normalised"] = top["value"] / size
+    quantities = sorted(top["quantity"].unique())
+    fig, axes = plt.subplots(1, len(quantities), figsize=(4 * len(quantities), 3.2), squeeze=False)
+    for ax, quantity in zip(axes[0], quantities, strict=True):
+        part = top[top["quantity"] == quantity]
+        curves = part.groupby(["layer", "step"], as_index=False)["normalised"].mean()
+        for layer, curve in curves.groupby("layer"):
+            ax.plot(curve["step"], curve["normalised"], marker="o", ms=3, label=layer)
+        ax.set_title(f"{quantity}: sigma_1 / group size", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig, plt)
+
+
+def mae_vs_k(summary: pd.DataFrame) -> bytes:
+    """Brain-age MAE against ensemble size (harness.brainage's own figure, drawn in memory)."""
+    import tempfile
+
+    from harness.brainage.plots import plot_mae_vs_k
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = plot_mae_vs_k(summary, Path(tmp) / "mae_vs_k.png")
+        return Path(path).read_bytes()

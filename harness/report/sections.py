@@ -1,0 +1,281 @@
+"""The sections of a report, each built from the results database when its data is present.
+
+Every builder takes a :class:`harness.store.ResultsDB` (already holding the inputs) and returns a
+:class:`Section`, or None when there is nothing to show. Only complete runs contribute results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from harness.report import figures
+from harness.report.model import Figure, Section, Table
+from harness.store.db import ResultsDB
+
+SIG_BITS_STATS = ["sig_bits_mean", "sig_bits_median", "sig_bits_min"]
+MAX_ENTROPY_MAPS = 4
+
+
+def _complete_runs(db: ResultsDB, *tables: str, kind: str | None = None) -> pd.DataFrame:
+    """Complete runs holding every file in ``tables`` (optionally of a kind containing ``kind``)."""
+    runs = db.query(
+        "SELECT run_id, path, kind, command, device FROM runs WHERE status = 'complete'"
+    )
+    keep = [all((Path(p) / t).is_file() for t in tables) for p in runs["path"]]
+    runs = runs[pd.Series(keep, index=runs.index, dtype=bool)]
+    if kind is not None:
+        text = (runs["kind"].fillna("") + " " + runs["command"].fillna("")).str.lower()
+        runs = runs[text.str.contains(kind)]
+    return runs.sort_values("run_id").reset_index(drop=True)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _bench_label(row) -> str:
+    """``op case implementation/mode`` for a chart axis, skipping what the benchmark lacks."""
+    what = _text(row["case_name"]) or _text(row["param"])
+    impl, mode = _text(row["implementation"]), _text(row["mode"])
+    tail = f"{impl}/{mode}" if impl and mode else impl or mode
+    return " ".join(part for part in (row["op"], what, tail) if part)
+
+
+def overview(db: ResultsDB) -> Section | None:
+    runs = db.query(
+        "SELECT r.run_id AS run, r.kind, r.status, r.device, count(m.value) AS metric_rows "
+        "FROM runs r LEFT JOIN metrics m USING (run_id) GROUP BY ALL ORDER BY run"
+    )
+    files = db.query(
+        "SELECT file_name AS file, any_value(device_name) AS device, count(*) AS benchmarks "
+        "FROM benchmarks GROUP BY file_name ORDER BY file_name"
+    )
+    if runs.empty and files.empty:
+        return None
+    section = Section("Inputs", "inputs")
+    incomplete = runs[runs["status"] != "complete"]
+    if len(incomplete):
+        section.add(
+            f"{len(incomplete)} run(s) are not complete (crashed, killed or still running): "
+            "they are listed but none of their tables is used below."
+        )
+    if len(runs):
+        section.add(Table(runs, "Run directories (manifest.json)"))
+    if len(files):
+        section.add(Table(files, "Benchmark files (pytest-benchmark JSON)"))
+    return section
+
+
+def significant_bits(db: ResultsDB) -> Section | None:
+    bench = db.query(
+        "SELECT * FROM benchmarks WHERE sig_bits_mean IS NOT NULL ORDER BY op, case_name, name, "
+        "device_name"
+    )
+    if bench.empty:
+        return None
+    section = Section(
+        "Significant bits per kernel, mode and device",
+        "sig-bits",
+        "Significant bits of each benchmark's output against its IEEE reference "
+        "(significantdigits; higher is more stable; fp32 carries at most 24).",
+    )
+    table = pd.DataFrame(
+        {
+            "op": bench["op"],
+            "case": bench["case_name"].fillna(bench["param"]),
+            "implementation": bench["implementation"],
+            "mode": bench["mode"],
+            "device": bench["device_name"],
+            "mean": bench["sig_bits_mean"],
+            "median": bench["sig_bits_median"],
+            "min": bench["sig_bits_min"],
+        }
+    )
+    section.add(Table(table, "Significant bits (mean / median / min over output elements)", 3))
+    labels = [_bench_label(r) for r in bench.to_dict("records")]
+    devices = bench["device_name"].fillna("unknown").tolist()
+    png = figures.horizontal_bars(
+        labels, bench["sig_bits_mean"].tolist(), devices, "mean sig. bits"
+    )
+    section.add(Figure(png, "Mean significant bits per benchmark, coloured by device"))
+    return section
+
+
+def throughput(db: ResultsDB) -> Section | None:
+    bench = db.query("SELECT * FROM benchmarks WHERE mean_s IS NOT NULL ORDER BY op, name")
+    if bench.empty:
+        return None
+    section = Section(
+        "Throughput",
+        "throughput",
+        "Per-round timings from pytest-benchmark: mean and standard deviation over rounds.",
+    )
+    table = pd.DataFrame(
+        {
+            "benchmark": bench["name"],
+            "device": bench["device_name"],
+            "mean ms": bench["mean_s"] * 1e3,
+            "stddev ms": bench["stddev_s"] * 1e3,
+            "rounds": bench["rounds"],
+            "ops/s": bench["ops"],
+            "GFLOP/s": bench["gflops"],
+            "x IEEE": bench["ratio_vs_ieee"],
+        }
+    ).dropna(axis=1, how="all")
+    section.add(Table(table, "Timings"))
+    labels = [_bench_label(r) for r in bench.to_dict("records")]
+    devices = bench["device_name"].fillna("unknown").tolist()
+    png = figures.horizontal_bars(
+        labels, (bench["mean_s"] * 1e3).tolist(), devices, "mean time per round (ms, log)", log=True
+    )
+    section.add(Figure(png, "Mean time per round, coloured by device (log scale)"))
+    return section
+
+
+def _read_tsv(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path, sep="\t")
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+
+
+def experiment_tables(db: ResultsDB) -> Section | None:
+    section = Section(
+        "Perturbation sweep and granularity",
+        "experiments",
+        "Significant bits of trained weights and loss per perturbation mode (sweep), and of a "
+        "conv/BN block's outputs at op level vs kernel level (granularity).",
+    )
+    for name, caption in (("sweep.tsv", "Mode sweep"), ("granularity.tsv", "Op vs kernel level")):
+        for run in _complete_runs(db, name).to_dict("records"):
+            frame = _read_tsv(Path(run["path"]) / name)
+            if frame is not None:
+                section.add(Table(frame, f"{caption} — {run['run_id']} ({run['device']})", 3))
+    return section if section.blocks else None
+
+
+def ensemble(db: ResultsDB) -> Section | None:
+    section = Section(
+        "Ensemble agreement",
+        "ensemble",
+        "Per-region minimum pairwise Dice across ensemble members (the stability metric: 1 means "
+        "every member agrees) and Dice to the ground truth, averaged over subjects.",
+    )
+    for run in _complete_runs(db, "region_summary.tsv").to_dict("records"):
+        folder = Path(run["path"])
+        summary = _read_tsv(folder / "region_summary.tsv")
+        if summary is None or summary.empty:
+            continue
+        per_factor = summary.groupby("factor", as_index=False).agg(
+            regions=("region", "nunique"),
+            mean_min_dice=("mean_min_dice", "mean"),
+            worst_min_dice=("mean_min_dice", "min"),
+            mean_dice_to_truth=("mean_dice_to_truth", "mean"),
+        )
+        section.add(Table(per_factor, f"Per factor — {run['run_id']}", 3))
+        worst = summary.dropna(subset=["mean_min_dice"]).nsmallest(10, "mean_min_dice")
+        cols = ["factor", "region", "kind", "mean_min_dice", "mean_dice_to_truth"]
+        section.add(Table(worst[cols], "The 10 least stable (factor, region) pairs", 3))
+        if summary["mean_min_dice"].notna().any():
+            section.add(
+                Figure(
+                    figures.region_stability(summary.dropna(subset=["mean_min_dice"])),
+                    "Mean minimum pairwise Dice per region (least stable first)",
+                )  # fmt: skip
+            )
+        for path in sorted(folder.glob("entropy_*.nii.gz"))[:MAX_ENTROPY_MAPS]:
+            try:
+                png = figures.entropy_montage(path)
+            except Exception as exc:  # an unreadable map should not sink the report
+                section.add(f"{path.name}: not shown ({exc})")
+                continue
+            what = path.name[len("entropy_") : -len(".nii.gz")]
+            section.add(Figure(png, f"Voxel-wise label entropy across members, {what}"))
+    return section if section.blocks else None
+
+
+def brain_age(db: ResultsDB) -> Section | None:
+    section = Section(
+        "Brain age",
+        "brainage",
+        "Test MAE of brain-age regressors against the number of ensemble members used as "
+        "training augmentation (k = 0: no augmentation), with the Gaussian-noise control.",
+    )
+    for run in _complete_runs(db, "summary.tsv", kind="brainage").to_dict("records"):
+        folder = Path(run["path"])
+        summary = _read_tsv(folder / "summary.tsv")
+        if summary is None or summary.empty:
+            continue
+        cols = [c for c in ("regressor", "augmentation", "k", "mae_mean", "mae_ci_low",
+                            "mae_ci_high", "r2_mean") if c in summary]  # fmt: skip
+        section.add(Table(summary[cols], f"MAE by ensemble size — {run['run_id']}", 3))
+        saved = folder / "figures" / "mae_vs_k.png"
+        png = saved.read_bytes() if saved.is_file() else figures.mae_vs_k(summary)
+        section.add(Figure(png, "MAE against ensemble size (95% CI over splits)"))
+    return section if section.blocks else None
+
+
+def spectra(db: ResultsDB) -> Section | None:
+    section = Section(
+        "Gradient spectra",
+        "spectra",
+        "Singular values of per-group gradients, activations and adjoints during training "
+        "(introspection runs).",
+    )
+    frame = db.query(
+        'SELECT run_id, step, layer, "group", quantity, "index", value, group_size FROM spectra'
+    )
+    for run_id, part in frame.groupby("run_id", sort=True):
+        section.add(
+            Figure(
+                figures.spectra_trajectories(part),
+                f"Largest singular value per layer over training — {run_id}",
+            )  # fmt: skip
+        )
+    for run in _complete_runs(db, kind="introspect").to_dict("records"):
+        folder = Path(run["path"])
+        stats = _read_tsv(folder / "stats.tsv") if (folder / "stats.tsv").is_file() else None
+        if stats is not None:
+            section.add(Table(stats, f"Statistics — {run['run_id']}", 3))
+        for png in sorted((folder / "figures").glob("*.png")):
+            section.add(Figure(png.read_bytes(), f"{png.name} — {run['run_id']}"))
+    return section if section.blocks else None
+
+
+ENV_FIELDS = ["cpu_model", "gpu_name", "torch", "cuda", "cudnn", "tf32_matmul", "tf32_cudnn",
+              "hostname", "container_image", "git_commit"]  # fmt: skip
+
+
+def environment(db: ResultsDB) -> Section | None:
+    rows = db.query(
+        "SELECT run_id AS source, fingerprint FROM runs "
+        "UNION ALL SELECT DISTINCT file_name AS source, fingerprint FROM benchmarks"
+    )
+    if rows.empty:
+        return None
+    records: dict[str, dict] = {}
+    for source, text in rows.itertuples(index=False):
+        env = json.loads(text) if text else {}
+        key = json.dumps({k: env.get(k) for k in ENV_FIELDS}, sort_keys=True, default=str)
+        entry = records.setdefault(key, {k: env.get(k) for k in ENV_FIELDS} | {"sources": []})
+        if source not in entry["sources"]:
+            entry["sources"].append(source)
+    table = pd.DataFrame(list(records.values()))
+    table["git_commit"] = table["git_commit"].map(lambda c: c[:10] if isinstance(c, str) else c)
+    table["sources"] = table["sources"].map(lambda s: ", ".join(sorted(s)))
+    table = table[["sources", *ENV_FIELDS]].sort_values("sources").reset_index(drop=True)
+    table = table.dropna(axis=1, how="all")
+    section = Section(
+        "Environment",
+        "environment",
+        "The environment fingerprint recorded with each result (one row per distinct environment).",
+    )
+    section.add(Table(table))
+    return section
+
+
+BUILDERS = [overview, significant_bits, throughput, ensemble, brain_age, spectra,
+            experiment_tables, environment]  # fmt: skip
