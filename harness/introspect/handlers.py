@@ -283,7 +283,10 @@ class ConvHandler(Handler):
                 d = self._grad(call, dtype)
                 rows = d.reshape(d.shape[0], d.shape[1], -1).transpose(1, 2)  # (N, L, C_out)
                 rs = spectra.per_sample_r(rows)
-            blocks = [[r] for r in rs] if blocks is None else [b + [r] for b, r in zip(blocks, rs)]
+            if blocks is None:
+                blocks = [[r] for r in rs]
+            else:
+                blocks = [b + [r] for b, r in zip(blocks, rs, strict=True)]
         return [spectra.stacked_r(b) if len(b) > 1 else b[0] for b in blocks]
 
 
