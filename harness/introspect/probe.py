@@ -175,6 +175,11 @@ class SpectralProbe:
         return self._count % self.every == 0 and torch.is_grad_enabled()
 
     # -- per step ----------------------------------------------------------------------------
+    def resume_at(self, count: int) -> None:
+        """Continue the ``every`` schedule as if :meth:`step` had been called ``count`` times."""
+        check_positive("count", count, allow_zero=True)
+        self._count = int(count)
+
     def set_groups(self, labels) -> None:
         """Group label per sample of the next batch (tensor, array or list; ints or strings)."""
         values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
@@ -212,6 +217,8 @@ class SpectralProbe:
                 device = calls[0].inputs[0].device
                 masks, names = self._group_masks(calls[0].inputs[0], handler, device)
                 sizes = [int(m.sum()) for m in masks]
+                present = [i for i, size in enumerate(sizes) if size > 0]  # absent in this batch
+                masks, names, sizes = ([seq[i] for i in present] for seq in (masks, names, sizes))
                 results = handler.spectra(masks, self.quantities, self.top_k, self.dtype)
                 for index, layer, quantity, values in results:
                     added += self._add(epoch, step, layer, names[index], quantity, values,
