@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "harness.commands.sweep:sweep",
     "brainage": "harness.commands.brainage:brainage",
     "data": "harness.commands.data:data",
+    "introspect": "harness.commands.introspect:introspect",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
@@ -33,6 +34,7 @@ SHORT_HELP: dict[str, str] = {
     "sweep": "Small CNN under each perturbation mode: significant bits of weights and loss.",
     "brainage": "Brain-age regression with ensemble members as training augmentation.",
     "data": "Generate synthetic labelled cohorts; validate cohort directories.",
+    "introspect": "Per-group gradient/activation spectra during training (offline demos).",
 }
 
 

@@ -47,7 +47,8 @@ class IntrospectConfig:
     shuffle_groups: bool = False
     seed: int = 0
     device: str = "cpu"
-    batch_size: int | None = None  # default per demo: digits 64, volumes/images 6
+    batch_size: int | None = None  # default per demo: digits 64, volumes/images 16
+    steps_per_epoch: int | None = None  # default: digits one pass, volumes/images 20 batches
     lr: float = 1e-3
     subjects: int = 60  # synthesized cohort (volumes/images without a cohort)
     grid: int = 24
@@ -58,8 +59,9 @@ class IntrospectConfig:
     def check(self) -> None:
         for name in ("epochs", "top_k", "every", "subjects", "grid", "image_size", "lr"):
             check_positive(name, getattr(self, name))
-        if self.batch_size is not None:
-            check_positive("batch_size", self.batch_size)
+        for name in ("batch_size", "steps_per_epoch"):
+            if getattr(self, name) is not None:
+                check_positive(name, getattr(self, name))
         if self.batch_size is not None and self.batch_size < 2:
             raise InputError(f"batch_size must be at least 2, got {self.batch_size}")
         if self.device not in ("cpu", "cuda"):
@@ -71,7 +73,18 @@ class IntrospectConfig:
 
     @property
     def batch(self) -> int:
-        return self.batch_size or (64 if self.demo is Demo.DIGITS else 6)
+        return self.batch_size or (64 if self.demo is Demo.DIGITS else 16)
+
+    def steps(self, n: int) -> int:
+        """Steps per epoch: one pass over ``n`` samples or :attr:`random_batches` batches."""
+        return self.random_batches or -(-n // self.batch)
+
+    @property
+    def random_batches(self) -> int | None:
+        """Steps per epoch when batches are drawn at random (cohort demos: 20 by default)."""
+        if self.steps_per_epoch is None and self.demo is not Demo.DIGITS:
+            return 20
+        return self.steps_per_epoch
 
     def to_dict(self) -> dict:
         return asdict(self) | {"demo": self.demo.value}
@@ -193,10 +206,9 @@ def load_demo_data(config: IntrospectConfig, out: Path) -> DemoData:
     if config.demo is Demo.DIGITS:
         return digits_data()
     cohort = _cohort(config, out)
-    if len(cohort) < 2 * config.batch:
+    if len(cohort) < config.batch:
         raise InputError(
-            f"the cohort needs at least two batches of subjects ({2 * config.batch}), "
-            f"got {len(cohort)}"
+            f"the cohort needs at least one batch of subjects ({config.batch}), got {len(cohort)}"
         )
     if config.demo is Demo.VOLUMES:
         return volumes_data(cohort)
@@ -267,7 +279,7 @@ def _train(config: IntrospectConfig, data: DemoData, out: Path, run, progress: b
     table = SpectraTable(out / SPECTRA)
     table.truncate(start)
     n = len(data.y)
-    steps = -(-n // config.batch)
+    steps = config.steps(n)
     x, y = data.x.to(device), data.y.to(device)
     names = dict(enumerate(data.group_names))
     probe = SpectralProbe(model, top_k=config.top_k, every=config.every, group_names=names,
@@ -275,13 +287,17 @@ def _train(config: IntrospectConfig, data: DemoData, out: Path, run, progress: b
     probe.resume_at(start * steps)
     with probe:
         for epoch in range(start, config.epochs):
-            order = torch.randperm(n, generator=_generator(config.seed, epoch))
+            sampler = _generator(config.seed, epoch)
+            order = torch.randperm(n, generator=sampler)
             shuffler = _generator(config.seed, epoch, 1)
             losses = []
             bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}",
                        disable=not progress, leave=False)  # fmt: skip
             for step in bar:
-                index = order[step * config.batch : (step + 1) * config.batch]
+                if config.random_batches:  # random batches, each without repeats
+                    index = torch.randperm(n, generator=sampler)[: config.batch]
+                else:
+                    index = order[step * config.batch : (step + 1) * config.batch]
                 labels = torch.as_tensor(data.groups[index.numpy()])
                 if config.shuffle_groups:
                     labels = labels[torch.randperm(len(labels), generator=shuffler)]
