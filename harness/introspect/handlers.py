@@ -12,6 +12,7 @@ Shape letters: ``N`` samples, ``R`` rows per sample (positions, time steps), ``C
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,9 @@ from torch import nn
 
 from harness.errors import InputError
 from harness.introspect import spectra
+
+#: elements of unfolded conv patches materialised at once (64 Mi: 256 MB in fp32)
+_CHUNK_ELEMENTS = 1 << 26
 
 
 class Quantity(enum.Enum):
@@ -137,14 +141,10 @@ class RowHandler(Handler):
                 _batch_check(a.shape[0], mask, layer)
                 a_g = a[mask].reshape(-1, a.shape[-1])
                 d_g = d[mask].reshape(-1, d.shape[-1])
-                for quantity in quantities:
-                    if quantity is Quantity.GRAD:
-                        values = spectra.qr_core_svdvals(a_g, d_g, k)
-                    elif quantity is Quantity.ACT:
-                        values = spectra.row_svdvals(a_g, k)
-                    else:
-                        values = spectra.row_svdvals(d_g, k)
-                    yield index, layer, quantity, values
+                yield from (
+                    (index, layer, quantity, values)
+                    for quantity, values in _row_spectra(a_g, d_g, quantities, k).items()
+                )
 
     def group_gradients(self, mask):
         out = {}
@@ -153,6 +153,26 @@ class RowHandler(Handler):
             d_g = d[mask].reshape(-1, d.shape[-1])
             out[param] = d_g.T @ a_g
         return out
+
+
+def _row_spectra(a_g, d_g, quantities, k) -> dict[Quantity, torch.Tensor]:
+    """grad/act/adj spectra of one group's rows, sharing one QR of each of ``A_g``, ``D_g``."""
+    n, h_in, h_out = a_g.shape[0], a_g.shape[1], d_g.shape[1]
+    core = n < min(h_in, h_out)
+    r_a = spectra.small_factor(a_g) if (core or Quantity.ACT in quantities) else None
+    r_d = spectra.small_factor(d_g) if (core or Quantity.ADJ in quantities) else None
+    out = {}
+    for quantity in quantities:
+        if quantity is Quantity.GRAD:
+            if core:
+                out[quantity] = spectra.core_svdvals(r_a, r_d, k, min(h_in, h_out))
+            else:
+                out[quantity] = spectra.svdvals(a_g.T @ d_g, k)
+        elif quantity is Quantity.ACT:
+            out[quantity] = spectra.svdvals(r_a, k)
+        else:
+            out[quantity] = spectra.svdvals(r_d, k)
+    return out
 
 
 def _rows(t: torch.Tensor, dtype) -> torch.Tensor:
@@ -278,11 +298,18 @@ class ConvHandler(Handler):
             if patches:
                 x = self._input(call, dtype)
                 geometry = self.geometry(call.inputs[1])
-                rs = [spectra.r_factor(spectra.unfold_patches(s[None], geometry)[0]) for s in x]
+                width = x.shape[1] * math.prod(geometry.kernel_size)
+                positions = math.prod(self._grad(call, None).shape[2:])
+                chunk = max(1, _CHUNK_ELEMENTS // max(1, positions * width))
+                rs = [
+                    r
+                    for part in x.split(chunk)
+                    for r in spectra.batched_r(spectra.unfold_patches(part, geometry))
+                ]
             else:
                 d = self._grad(call, dtype)
                 rows = d.reshape(d.shape[0], d.shape[1], -1).transpose(1, 2)  # (N, L, C_out)
-                rs = spectra.per_sample_r(rows)
+                rs = list(spectra.batched_r(rows))
             if blocks is None:
                 blocks = [[r] for r in rs]
             else:

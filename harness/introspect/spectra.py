@@ -45,6 +45,24 @@ def r_factor(rows: torch.Tensor) -> torch.Tensor:
     return rows
 
 
+def small_factor(rows: torch.Tensor) -> torch.Tensor:
+    """A square matrix of side ``min(n, c)`` with the singular values of ``rows`` (n x c).
+
+    Tall: the ``R`` of ``rows = Q R``; short: the ``R`` of ``rows^T = Q R`` (then ``rows =
+    R^T Q^T``) — the factor :func:`qr_core_svdvals` needs, so one QR serves both spectra.
+    """
+    if rows.shape[0] > rows.shape[1]:
+        return torch.linalg.qr(rows, mode="r").R
+    return torch.linalg.qr(rows.T, mode="r").R
+
+
+def batched_r(rows: torch.Tensor) -> torch.Tensor:
+    """Per-matrix :func:`r_factor` of a batch (B, n, c): one batched QR when ``n > c``."""
+    if rows.shape[1] > rows.shape[2]:
+        return torch.linalg.qr(rows, mode="r").R
+    return rows
+
+
 def stacked_r(blocks: Sequence[torch.Tensor]) -> torch.Tensor:
     """Tall-skinny QR over row blocks: the ``R`` of the blocks stacked on top of each other.
 
@@ -83,8 +101,11 @@ def qr_core_svdvals(A: torch.Tensor, D: torch.Tensor, k: int | None = None) -> t
     length = min(h_in, h_out)
     if n >= length:  # the dense gradient is no larger than the core: form it
         return svdvals(A.T @ D, k)
-    r_a = torch.linalg.qr(A.T, mode="r").R  # (N, N)
-    r_d = torch.linalg.qr(D.T, mode="r").R
+    return core_svdvals(small_factor(A), small_factor(D), k, length)
+
+
+def core_svdvals(r_a: torch.Tensor, r_d: torch.Tensor, k: int | None, length: int) -> torch.Tensor:
+    """Singular values of ``A^T D`` from the (N x N) ``R`` factors of ``A^T`` and ``D^T``."""
     return top_k(torch.linalg.svdvals(r_a @ r_d.T), k, length)
 
 
