@@ -286,3 +286,35 @@ def test_unknown_layer_policy_and_bad_input():
         with pytest.raises(InputError, match="one entry per sample"):
             probe.step()
     assert _hook_count(model) == 0
+
+
+@pytest.mark.parametrize(
+    "dims,kernel,stride,padding,dilation",
+    [(1, (3,), (2,), (1,), (2,)), (3, (2, 3, 1), (1, 2, 1), (1, 0, 1), (1, 1, 2))],
+)
+def test_unfolded_patches_give_conv_weight_gradient_and_gram_spectra(
+    dims, kernel, stride, padding, dilation
+):
+    from harness.introspect.spectra import (
+        ConvGeometry,
+        batched_gram,
+        conv_group_grad,
+        gram_svdvals,
+        unfold_patches,
+    )  # fmt: skip
+
+    geometry = ConvGeometry(dims, kernel, stride, padding, dilation)
+    gen = torch.Generator().manual_seed(dims)
+    x = torch.randn(3, 2, *([7] * dims), generator=gen, dtype=torch.float64)
+    conv = getattr(F, f"conv{dims}d")
+    weight = torch.randn(4, 2, *kernel, generator=gen, dtype=torch.float64)
+    out = conv(x, weight, stride=stride, padding=padding, dilation=dilation)
+    delta = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    patches = unfold_patches(x, geometry)  # (N, L, C*K)
+    rows_d = delta.reshape(3, 4, -1).transpose(1, 2)
+    grad = torch.einsum("nlo,nlc->oc", rows_d, patches)
+    expected = conv_group_grad(x, delta, weight.shape, geometry).reshape(4, -1)
+    torch.testing.assert_close(grad, expected)
+    dense = torch.linalg.svdvals(patches.reshape(-1, patches.shape[-1]))
+    via_gram = gram_svdvals(batched_gram(patches).sum(0))
+    torch.testing.assert_close(via_gram, dense, rtol=0, atol=1e-7 * float(dense[0]))

@@ -269,14 +269,13 @@ class ConvHandler(Handler):
         layer = f"{self.name}.weight" if self.name else "weight"
         weight_shape = self.module.weight.shape
         n = self._input(calls[0], dtype).shape[0]
-        act_r = adj_r = None
+        act_gram = adj_gram = None
         if Quantity.ACT in quantities:
-            act_r = self._per_sample_r(calls, dtype, patches=True)
+            act_gram = self._per_sample_gram(calls, dtype, patches=True)
         if Quantity.ADJ in quantities:
-            adj_r = self._per_sample_r(calls, dtype, patches=False)
+            adj_gram = self._per_sample_gram(calls, dtype, patches=False)
         for index, mask in enumerate(masks):
             _batch_check(n, mask, layer)
-            members = torch.nonzero(mask).flatten().tolist()
             for quantity in quantities:
                 if quantity is Quantity.GRAD:
                     grad = None
@@ -287,13 +286,18 @@ class ConvHandler(Handler):
                         grad = g if grad is None else grad + g
                     values = spectra.svdvals(grad.reshape(grad.shape[0], -1), k)
                 else:
-                    per_sample = act_r if quantity is Quantity.ACT else adj_r
-                    values = spectra.svdvals(spectra.stacked_r([per_sample[i] for i in members]), k)
+                    per_sample = act_gram if quantity is Quantity.ACT else adj_gram
+                    group_gram = per_sample[mask.to(per_sample.device)].sum(0)
+                    values = spectra.gram_svdvals(group_gram, k).to(grad_dtype(dtype, calls))
                 yield index, layer, quantity, values
 
-    def _per_sample_r(self, calls, dtype, *, patches: bool) -> list[torch.Tensor]:
-        """Per sample, the ``R`` factor of its rows over all calls (patches or adjoints)."""
-        blocks: list[list[torch.Tensor]] | None = None
+    def _per_sample_gram(self, calls, dtype, *, patches: bool) -> torch.Tensor:
+        """(N, c, c) float64 Gram matrices of each sample's rows, summed over calls.
+
+        Rows are the unfolded input patches (``c = C_in * K``) or the adjoints at every output
+        position (``c = C_out``); a group's Gram is the sum of its samples'.
+        """
+        total = None
         for call in calls:
             if patches:
                 x = self._input(call, dtype)
@@ -301,20 +305,23 @@ class ConvHandler(Handler):
                 width = x.shape[1] * math.prod(geometry.kernel_size)
                 positions = math.prod(self._grad(call, None).shape[2:])
                 chunk = max(1, _CHUNK_ELEMENTS // max(1, positions * width))
-                rs = [
-                    r
-                    for part in x.split(chunk)
-                    for r in spectra.batched_r(spectra.unfold_patches(part, geometry))
-                ]
+                gram = torch.cat(
+                    [
+                        spectra.batched_gram(spectra.unfold_patches(part, geometry))
+                        for part in x.split(chunk)
+                    ]
+                )
             else:
                 d = self._grad(call, dtype)
                 rows = d.reshape(d.shape[0], d.shape[1], -1).transpose(1, 2)  # (N, L, C_out)
-                rs = list(spectra.batched_r(rows))
-            if blocks is None:
-                blocks = [[r] for r in rs]
-            else:
-                blocks = [b + [r] for b, r in zip(blocks, rs, strict=True)]
-        return [spectra.stacked_r(b) if len(b) > 1 else b[0] for b in blocks]
+                gram = spectra.batched_gram(rows)
+            total = gram if total is None else total + gram
+        return total
+
+
+def grad_dtype(dtype, calls) -> torch.dtype:
+    """The dtype results are reported in: the compute dtype, else the recorded tensors'."""
+    return dtype or calls[0].grads[0].dtype
 
 
 class Conv1dHandler(ConvHandler):
