@@ -208,32 +208,40 @@ class SpectralProbe:
         return added
 
     def _compute(self, epoch: int, step: int) -> int:
-        added = 0
+        pending = []  # (layer, group, quantity, size, values on the device)
         with torch.no_grad():
             for handler in self.handlers:
                 calls = handler.complete_calls()
                 if not calls:
                     continue
-                device = calls[0].inputs[0].device
-                masks, names = self._group_masks(calls[0].inputs[0], handler, device)
-                sizes = [int(m.sum()) for m in masks]
+                masks, names = self._group_masks(calls[0].inputs[0], handler)
+                sizes = [int(m.sum()) for m in masks]  # CPU masks: no device sync
                 present = [i for i, size in enumerate(sizes) if size > 0]  # absent in this batch
                 masks, names, sizes = ([seq[i] for i in present] for seq in (masks, names, sizes))
+                device = calls[0].inputs[0].device
+                masks = [m.to(device) for m in masks]
                 results = handler.spectra(masks, self.quantities, self.top_k, self.dtype)
                 for index, layer, quantity, values in results:
-                    added += self._add(epoch, step, layer, names[index], quantity, values,
-                                       sizes[index])  # fmt: skip
-        return added
+                    pending.append((layer, names[index], quantity, sizes[index], values))
+        if not pending:
+            return 0
+        # one device-to-host copy per step
+        flat = torch.cat([v.detach().double().flatten().cpu() for *_, v in pending]).numpy()
+        offset = 0
+        for layer, group, quantity, size, values in pending:
+            n = values.numel()
+            self._add(epoch, step, layer, group, quantity, flat[offset : offset + n], size)
+            offset += n
+        return offset
 
-    def _group_masks(self, first_input, handler, device):
+    def _group_masks(self, first_input, handler):
         if self._masks is None:
             batch = handler_batch(first_input, handler)
-            return [torch.ones(batch, dtype=torch.bool, device=device)], ["all"]
+            return [torch.ones(batch, dtype=torch.bool)], ["all"]
         names = [str(self.group_names.get(label, label)) for label in self._labels]
-        return [m.to(device) for m in self._masks], names
+        return list(self._masks), names
 
-    def _add(self, epoch, step, layer, group, quantity, values, size) -> int:
-        values = values.detach().double().cpu().numpy()
+    def _add(self, epoch, step, layer, group, quantity, values, size) -> None:
         n = len(values)
         rows = self._rows
         rows["run"] += [self.run] * n
@@ -245,7 +253,6 @@ class SpectralProbe:
         rows["index"] += list(range(n))
         rows["value"] += values.tolist()
         rows["group_size"] += [size] * n
-        return n
 
     def table(self):
         """The rows collected so far as a pandas DataFrame (columns :data:`COLUMNS`)."""
