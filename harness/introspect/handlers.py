@@ -267,56 +267,57 @@ class ConvHandler(Handler):
         if not calls:
             return
         layer = f"{self.name}.weight" if self.name else "weight"
-        weight_shape = self.module.weight.shape
-        n = self._input(calls[0], dtype).shape[0]
-        act_gram = adj_gram = None
-        if Quantity.ACT in quantities:
-            act_gram = self._per_sample_gram(calls, dtype, patches=True)
-        if Quantity.ADJ in quantities:
-            adj_gram = self._per_sample_gram(calls, dtype, patches=False)
+        n = self._input(calls[0], None).shape[0]
         for index, mask in enumerate(masks):
             _batch_check(n, mask, layer)
+            matrices = self._group_matrices(calls, mask, quantities, dtype)
             for quantity in quantities:
                 if quantity is Quantity.GRAD:
-                    grad = None
-                    for call in calls:
-                        geometry = self.geometry(call.inputs[1])
-                        x, d = self._input(call, dtype), self._grad(call, dtype)
-                        g = spectra.conv_group_grad(x[mask], d[mask], weight_shape, geometry)
-                        grad = g if grad is None else grad + g
+                    grad = matrices[quantity]
                     values = spectra.svdvals(grad.reshape(grad.shape[0], -1), k)
                 else:
-                    per_sample = act_gram if quantity is Quantity.ACT else adj_gram
-                    group_gram = per_sample[mask.to(per_sample.device)].sum(0)
-                    values = spectra.gram_svdvals(group_gram, k).to(grad_dtype(dtype, calls))
+                    values = spectra.gram_svdvals(matrices[quantity], k)
                 yield index, layer, quantity, values
 
-    def _per_sample_gram(self, calls, dtype, *, patches: bool) -> torch.Tensor:
-        """(N, c, c) float64 Gram matrices of each sample's rows, summed over calls.
+    def _group_matrices(self, calls, mask, quantities, dtype) -> dict[Quantity, torch.Tensor]:
+        """The group's gradient and the Gram matrices of its patches and adjoints, over calls.
 
-        Rows are the unfolded input patches (``c = C_in * K``) or the adjoints at every output
-        position (``c = C_out``); a group's Gram is the sum of its samples'.
+        With ``act`` requested and ``groups == 1`` the unfolded patches ``P`` (rows: sample x
+        output position, columns ``C_in * K``) serve both ``P^T P`` and the gradient ``D^T P``,
+        accumulated in float64 in chunks of samples; otherwise the gradient comes from
+        ``conv{N}d_weight`` in ``dtype``. Adjoint rows ``D`` are (sample x position, ``C_out``).
         """
-        total = None
+        want_act, want_adj = Quantity.ACT in quantities, Quantity.ADJ in quantities
+        want_grad = Quantity.GRAD in quantities
+        shared = want_act and self.module.groups == 1
+        out: dict[Quantity, torch.Tensor] = {}
+
+        def add(quantity, value):
+            out[quantity] = value if quantity not in out else out[quantity] + value
+
         for call in calls:
-            if patches:
-                x = self._input(call, dtype)
-                geometry = self.geometry(call.inputs[1])
-                width = x.shape[1] * math.prod(geometry.kernel_size)
-                positions = math.prod(self._grad(call, None).shape[2:])
-                chunk = max(1, _CHUNK_ELEMENTS // max(1, positions * width))
-                gram = torch.cat(
-                    [
-                        spectra.batched_gram(spectra.unfold_patches(part, geometry))
-                        for part in x.split(chunk)
-                    ]
-                )
-            else:
-                d = self._grad(call, dtype)
-                rows = d.reshape(d.shape[0], d.shape[1], -1).transpose(1, 2)  # (N, L, C_out)
-                gram = spectra.batched_gram(rows)
-            total = gram if total is None else total + gram
-        return total
+            geometry = self.geometry(call.inputs[1])
+            x, d = self._input(call, None)[mask], self._grad(call, None)[mask]
+            if want_grad and not shared:
+                x_c, d_c = (x, d) if dtype is None else (x.to(dtype), d.to(dtype))
+                weight_shape = self.module.weight.shape
+                add(Quantity.GRAD, spectra.conv_group_grad(x_c, d_c, weight_shape, geometry))
+            if not (want_act or want_adj):
+                continue
+            width = x.shape[1] * math.prod(geometry.kernel_size)
+            positions = math.prod(d.shape[2:])
+            chunk = max(1, _CHUNK_ELEMENTS // max(1, positions * max(width, d.shape[1])))
+            for x_part, d_part in zip(x.split(chunk), d.split(chunk), strict=True):
+                rows_d = d_part.double().flatten(2).transpose(1, 2).reshape(-1, d.shape[1])
+                if want_adj:
+                    add(Quantity.ADJ, rows_d.T @ rows_d)
+                if want_act:
+                    patches = spectra.unfold_patches(x_part.double(), geometry)
+                    patches = patches.reshape(-1, patches.shape[-1])
+                    add(Quantity.ACT, patches.T @ patches)
+                    if shared and want_grad:
+                        add(Quantity.GRAD, rows_d.T @ patches)
+        return out
 
 
 def grad_dtype(dtype, calls) -> torch.dtype:
