@@ -19,9 +19,12 @@ from harness.introspect import SpectralProbe
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 PROBES = {"none": None, "every-1": 1, "every-10": 10}
 SETTINGS = {
-    "cnn": {"cpu": {"batch": 32, "rounds": 15}, "cuda": {"batch": 128, "rounds": 30}},
-    "mlp": {"cpu": {"batch": 128, "rounds": 30}, "cuda": {"batch": 512, "rounds": 50}},
+    "cnn": {"cpu": {"batch": 32, "rounds": 20}, "cuda": {"batch": 128, "rounds": 30}},
+    "mlp": {"cpu": {"batch": 128, "rounds": 40}, "cuda": {"batch": 512, "rounds": 50}},
 }
+#: CPU runs use one thread: on a shared machine, oversubscribed OpenMP threads spin and turn
+#: millisecond steps into hundreds of milliseconds, which no number of rounds averages away
+CPU_THREADS = 1
 _PLAIN_MIN: dict[tuple[str, str], float] = {}
 
 
@@ -40,6 +43,16 @@ def _model(kind: str) -> tuple[nn.Module, tuple[int, ...]]:
 
 def _run(benchmark, kind: str, device: str, probe_name: str):
     cfg = SETTINGS[kind][device]
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(CPU_THREADS)
+    try:
+        _measure(benchmark, kind, device, probe_name, cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(benchmark, kind: str, device: str, probe_name: str, cfg: dict):
     torch.manual_seed(0)
     model, shape = _model(kind)
     model = model.to(device)
@@ -82,6 +95,7 @@ def _run(benchmark, kind: str, device: str, probe_name: str):
             "groups": 2,
             "top_k": 10,
             "batch": cfg["batch"],
+            "cpu_threads": torch.get_num_threads() if device == "cpu" else None,
             "input_shape": list(shape),
             "ratio_vs_plain": best / plain if plain else None,
             "fingerprint": fingerprint(),
