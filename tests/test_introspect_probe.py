@@ -298,6 +298,7 @@ def test_unfolded_patches_give_conv_weight_gradient_and_gram_spectra(
     from harness.introspect.spectra import (
         ConvGeometry,
         batched_gram,
+        conv_grad_svdvals,
         conv_group_grad,
         gram_svdvals,
         unfold_patches,
@@ -315,6 +316,9 @@ def test_unfolded_patches_give_conv_weight_gradient_and_gram_spectra(
     grad = torch.einsum("nlo,nlc->oc", rows_d, patches)
     expected = conv_group_grad(x, delta, weight.shape, geometry).reshape(4, -1)
     torch.testing.assert_close(grad, expected)
+    torch.testing.assert_close(
+        conv_grad_svdvals(x, delta, weight.shape, geometry, k=2), torch.linalg.svdvals(grad)[:2]
+    )
     dense = torch.linalg.svdvals(patches.reshape(-1, patches.shape[-1]))
     via_gram = gram_svdvals(batched_gram(patches).sum(0))
     torch.testing.assert_close(via_gram, dense, rtol=0, atol=1e-7 * float(dense[0]))

@@ -320,11 +320,6 @@ class ConvHandler(Handler):
         return out
 
 
-def grad_dtype(dtype, calls) -> torch.dtype:
-    """The dtype results are reported in: the compute dtype, else the recorded tensors'."""
-    return dtype or calls[0].grads[0].dtype
-
-
 class Conv1dHandler(ConvHandler):
     dims = 1
 

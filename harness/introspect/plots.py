@@ -36,6 +36,7 @@ def plot_trajectories(frame, out_dir: str | os.PathLike, indices=(0, 1, 2)) -> l
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from harness.store import atomic_path
 
@@ -70,6 +71,7 @@ def plot_trajectories(frame, out_dir: str | os.PathLike, indices=(0, 1, 2)) -> l
                                     alpha=0.2, linewidth=0)  # fmt: skip
             ax.set_title(QUANTITY_TITLES.get(quantity, quantity), fontsize=9)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_yscale("log")
             ax.tick_params(labelsize=7)
         axes[0][0].legend(fontsize=6, ncol=len(groups))
