@@ -63,7 +63,7 @@ def test_cli_refuses_other_configuration_and_missing_cohort(run_cli, tmp_path):
 
 
 def test_resume_after_crash_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
-    config = IntrospectConfig(Demo.DIGITS, epochs=3, batch_size=32, steps_per_epoch=4, top_k=2)
+    config = IntrospectConfig(Demo.DIGITS, epochs=2, batch_size=32, steps_per_epoch=4, top_k=2)
     run_demo(config, tmp_path / "whole", progress=False)
     original = SpectralProbe.step
 
