@@ -22,8 +22,7 @@ import torch.nn.functional as F
 
 
 def top_k(values: torch.Tensor, k: int | None, length: int | None = None) -> torch.Tensor:
-    """Sort ``values`` descending, zero-pad to ``length`` (the matrix's min dimension), keep ``k``."""
-    values = torch.sort(values, descending=True).values
+    """Descending ``values`` zero-padded to ``length`` (the matrix's min dimension), first ``k``."""
     if length is not None and values.numel() < length:
         values = torch.cat([values, values.new_zeros(length - values.numel())])
     return values if k is None else values[:k]
@@ -58,7 +57,8 @@ def batched_gram(rows: torch.Tensor) -> torch.Tensor:
 
 def gram_svdvals(gram: torch.Tensor, k: int | None = None) -> torch.Tensor:
     """Singular values of any ``M`` with ``M^T M = gram`` (c x c, symmetric PSD)."""
-    return top_k(torch.linalg.eigvalsh(gram).clamp_min(0).sqrt(), k, gram.shape[0])
+    eigenvalues = torch.linalg.eigvalsh(gram).flip(0)  # ascending -> descending
+    return top_k(eigenvalues.clamp_min(0).sqrt(), k, gram.shape[0])
 
 
 def qr_core_svdvals(A: torch.Tensor, D: torch.Tensor, k: int | None = None) -> torch.Tensor:
