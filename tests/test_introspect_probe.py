@@ -114,6 +114,7 @@ def _check_group_gradients(model, x, y, per_sample):
         probe.close()
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # intended
 @pytest.mark.parametrize("kind", ["linear", "conv2d", "conv1d", "conv3d"])
 def test_group_gradient_is_sum_of_per_sample_gradients(kind):
     model, x = _models()[kind]
