@@ -1,0 +1,25 @@
+"""Spectral introspection: per-group singular values of gradients, inputs and adjoints (AutoSpec).
+
+``spectra`` holds the pure math, ``handlers`` the per-layer hooks, ``probe`` the user-facing
+:class:`SpectralProbe`, ``table`` the parquet storage, ``stats`` the group comparisons, ``plots``
+the figures and ``demos`` the offline demonstrations behind ``harness introspect``.
+"""
+
+from harness.introspect.handlers import (
+    HANDLERS,
+    Handler,
+    Quantity,
+    UnknownLayer,
+    register_handler,
+)
+from harness.introspect.probe import COLUMNS, SpectralProbe
+
+__all__ = [
+    "COLUMNS",
+    "HANDLERS",
+    "Handler",
+    "Quantity",
+    "SpectralProbe",
+    "UnknownLayer",
+    "register_handler",
+]
