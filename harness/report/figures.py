@@ -93,13 +93,14 @@ def entropy_montage(path: Path, n_slices: int = 6) -> bytes:
 def spectra_trajectories(spectra: pd.DataFrame) -> bytes:
     """Largest singular value (index 0) against step, one panel per quantity, a line per layer.
 
-    Values are averaged over groups after dividing by the group size (singular values grow with
-    the number of rows in a group).
+    Values are normalised for group size as the introspection statistics are
+    (:func:`harness.introspect.stats.normalise`: grad / N_g, act and adj / sqrt(N_g)), then averaged
+    over groups.
     """
+    from harness.introspect.stats import normalise
+
     plt = _pyplot()
-    top = spectra[spectra["index"] == 0].copy()
-    size = top["group_size"].where(top["group_size"] > 0, 1.0)
-    top["normalised"] = top["value"] / size
+    top = normalise(spectra[spectra["index"] == 0].copy())
     quantities = sorted(top["quantity"].unique())
     fig, axes = plt.subplots(1, len(quantities), figsize=(4 * len(quantities), 3.2), squeeze=False)
     for ax, quantity in zip(axes[0], quantities, strict=True):
@@ -107,7 +108,7 @@ def spectra_trajectories(spectra: pd.DataFrame) -> bytes:
         curves = part.groupby(["layer", "step"], as_index=False)["normalised"].mean()
         for layer, curve in curves.groupby("layer"):
             ax.plot(curve["step"], curve["normalised"], marker="o", ms=3, label=layer)
-        ax.set_title(f"{quantity}: sigma_1 / group size", fontsize=9)
+        ax.set_title(f"{quantity}: normalised sigma_1", fontsize=9)
         ax.set_xlabel("step")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
