@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "report": "harness.commands.report:report",
     "compare": "harness.commands.compare:compare",
     "check": "harness.commands.check:check",
+    "train": "harness.commands.train:train",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
@@ -41,6 +42,7 @@ SHORT_HELP: dict[str, str] = {
     "report": "Self-contained HTML report (and Markdown summary) of runs and benchmarks.",
     "compare": "Two result sets side by side: significant bits, throughput, Welch t-test.",
     "check": "CI gate: exit 1 when significant bits or throughput regress past bounds.",
+    "train": "Train FastSurferCNN views on a cohort (optionally perturbed); resumable.",
 }
 
 
