@@ -235,9 +235,19 @@ class ViewTrainer:
 
     def fit(self) -> torch.nn.Module:
         """Train the remaining epochs (none if the checkpoint is final) and return the model."""
+        from harness.perturb.seeds import deterministic_algorithms
+
         remaining = range(self.epoch + 1, self.config.epochs + 1)
-        for _ in tqdm(
-            remaining, desc=f"train {self.view}", unit="epoch", disable=not self.progress
-        ):
-            self.train_epoch()
+        # CUDA: deterministic cuDNN algorithms (same seed => same run); ops without a
+        # deterministic kernel only warn
+        deterministic = (
+            deterministic_algorithms(True, warn_only=True)
+            if self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+        with deterministic:
+            for _ in tqdm(
+                remaining, desc=f"train {self.view}", unit="epoch", disable=not self.progress
+            ):
+                self.train_epoch()
         return self.model
