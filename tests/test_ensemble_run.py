@@ -25,7 +25,7 @@ def test_cli_run_then_analyze(run_cli, tiny_cohort, tmp_path):
     code, out, err = run_cli(
         "ensemble", "run", "--cohort", tiny_cohort, "--out", ens, "--factor", "seed=2",
         "--factor", "mca-sr=2", "--preset", "tiny", "--epochs", "1", "--views", "axial",
-        "--train-subjects", "1", "--save-prob", "--quiet",
+        "--train-subjects", "1", "--batch-size", "32", "--save-prob", "--quiet",
     )  # fmt: skip
     assert code == 0, err
     manifest = json.loads((ens / "manifest.json").read_text())

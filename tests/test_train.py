@@ -50,24 +50,25 @@ def test_training_step_changes_weights(tiny_cohort, tmp_path):
 
 
 def test_same_seed_identical_different_seeds_differ(tiny_cohort, tmp_path):
-    a = train_run(tiny_cohort, tmp_path / "a", _config(), train_subjects=2, progress=False)
-    b = train_run(tiny_cohort, tmp_path / "b", _config(), train_subjects=2, progress=False)
+    kw = dict(train_subjects=2, predict=["sub-0003"], progress=False)
+    a = train_run(tiny_cohort, tmp_path / "a", _config(), **kw)
+    b = train_run(tiny_cohort, tmp_path / "b", _config(), **kw)
     _assert_states_equal(_state(a)["model"], _state(b)["model"])
     seg = "predictions/sub-0003_seg.nii.gz"
-    assert np.array_equal(
-        nib.load(str(a / seg)).get_fdata(), nib.load(str(b / seg)).get_fdata()
-    )
+    assert np.array_equal(nib.load(str(a / seg)).get_fdata(), nib.load(str(b / seg)).get_fdata())
     for vary in ("init", "data"):
         other = _config(seeds=SeedPlan.derive(1, 0, vary))
-        c = train_run(tiny_cohort, tmp_path / vary, other, train_subjects=2, progress=False)
+        c = train_run(tiny_cohort, tmp_path / vary, other, **kw)
         assert _any_difference(_state(a)["model"], _state(c)["model"]), vary
 
 
 def test_killed_run_resumes_bitwise_identical(tiny_cohort, tmp_path):
-    # op-level stochastic rounding and a learning-rate step after each epoch: every piece of
-    # state (engine streams, generators, optimizer, scheduler) must be restored exactly
-    config = _config(epochs=2, step_size=1, gamma=0.5, mode="sr", engine="op")
-    full = train_run(tiny_cohort, tmp_path / "full", config, train_subjects=1, progress=False)
+    # op-level up-down rounding (the cheapest perturbed mode) and a learning-rate step after each
+    # epoch: every piece of state (engine streams, generators, optimizer, scheduler) must be
+    # restored exactly
+    config = _config(epochs=2, step_size=1, gamma=0.5, mode="ud", engine="op")
+    kw = dict(train_subjects=1, predict=["sub-0004"], progress=False)
+    full = train_run(tiny_cohort, tmp_path / "full", config, **kw)
 
     class Crash(RuntimeError):
         pass
@@ -77,13 +78,10 @@ def test_killed_run_resumes_bitwise_identical(tiny_cohort, tmp_path):
             raise Crash
 
     with pytest.raises(Crash):
-        train_run(
-            tiny_cohort, tmp_path / "resumed", config, train_subjects=1, progress=False,
-            on_epoch_end=crash_after_first,
-        )  # fmt: skip
+        train_run(tiny_cohort, tmp_path / "resumed", config, on_epoch_end=crash_after_first, **kw)
     killed = json.loads((tmp_path / "resumed" / "manifest.json").read_text())
     assert killed["status"] == "running" and _state(tmp_path / "resumed")["epoch"] == 1
-    resumed = train_run(tiny_cohort, tmp_path / "resumed", config, train_subjects=1, progress=False)
+    resumed = train_run(tiny_cohort, tmp_path / "resumed", config, **kw)
     s_full, s_res = _state(full), _state(resumed)
     _assert_states_equal(s_full["model"], s_res["model"])
     for p_full, p_res in zip(
@@ -99,13 +97,14 @@ def test_killed_run_resumes_bitwise_identical(tiny_cohort, tmp_path):
 
 
 def test_finished_run_is_not_recomputed_and_config_is_checked(tiny_cohort, tmp_path):
-    out = train_run(tiny_cohort, tmp_path / "r", _config(), train_subjects=2, progress=False)
+    kw = dict(train_subjects=2, predict=["sub-0003"], progress=False)
+    out = train_run(tiny_cohort, tmp_path / "r", _config(), **kw)
     stamp = (out / "checkpoints" / "axial.pt").stat().st_mtime_ns
-    train_run(tiny_cohort, out, _config(), train_subjects=2, progress=False)
+    train_run(tiny_cohort, out, _config(), **kw)
     assert (out / "checkpoints" / "axial.pt").stat().st_mtime_ns == stamp
     assert json.loads((out / "manifest.json").read_text())["attempts"] == 1
     with pytest.raises(InputError, match="different configuration"):
-        train_run(tiny_cohort, out, _config(lr=0.02), train_subjects=2, progress=False)
+        train_run(tiny_cohort, out, _config(lr=0.02), **kw)
     with pytest.raises(InputError, match="held-out"):
         train_run(tiny_cohort, tmp_path / "x", _config(), train_subjects=4, progress=False)
 
