@@ -24,7 +24,8 @@ def reference_v1_parameter_count(num_classes, in_channels=7, filters=64, k=5):
 
     Read from Deep-MI/FastSurfer v1 ``FastSurferCNN/models/networks.py`` (as stored for the fork
     nikhil153/FastSurfer at commit 401e9df26959cf837bfaa0e239b2c1134de2b71e) and the v1
-    ``FastSurferCNN/models/sub_module.py`` (the three-convolution competitive blocks, conv2 1x1):
+    ``FastSurferCNN/models/sub_module.py`` (the three-convolution competitive blocks, conv2 1x1;
+    its text was read from a code index that did not name the repository or commit):
 
     - CompetitiveDenseBlockInput: conv0 (in -> F, k x k, bias), conv1 (F -> F, k x k, bias),
       conv2 (F -> F, 1x1, bias), bn0 (in), bn1, bn2, bn3 (F; affine), one PReLU (1 slope).

@@ -119,6 +119,8 @@ def test_non_finite_loss_is_recorded(tiny_cohort, tmp_path):
 def test_config_validation():
     with pytest.raises(InputError, match="kernel"):
         TrainConfig(mode="ud", engine="kernel")
+    with pytest.raises(InputError, match="working precision"):
+        TrainConfig(mode="sr", engine="kernel", precision=12)
     with pytest.raises(InputError, match="epochs"):
         TrainConfig(epochs=0)
     assert TrainConfig(mode="ieee", engine="op").engine == "none"

@@ -96,6 +96,11 @@ class TrainConfig:
             raise InputError(f"mode {self.mode!r} needs engine 'op' or 'kernel', got 'none'")
         if self.engine == "kernel" and self.mode == "ud":
             raise InputError("engine 'kernel' supports modes ieee, rr and sr, got 'ud'")
+        if self.engine == "kernel" and self.precision is not None:
+            raise InputError(
+                "engine 'kernel' rounds at the working precision only; precision must be None, "
+                f"got {self.precision}"
+            )
 
     def epoch_seed(self, epoch: int) -> int:
         """Perturbation seed of epoch ``epoch`` (1-based): streams restart every epoch, so a
