@@ -171,3 +171,26 @@ def test_kernel_engine_step_is_seeded(tiny_cohort, tmp_path):
     assert len(instrumented_layers(a)) == (3 + 4 * 3 + 1) + (4 + 4 * 3)
     _assert_states_equal(a.state_dict(), b.state_dict())
     assert _any_difference(a.state_dict(), ieee.state_dict())
+
+
+def test_predict_labels_probabilities_and_ids(tiny_cohort):
+    from harness.data.labels import LUT_FULL
+    from harness.data.slices import VIEWS
+    from harness.models import FastSurferCNN, fastsurfer_config
+    from harness.train import predict_labels
+
+    image, _, _ = load_pair(
+        tiny_cohort / "sub-0002/anat/sub-0002_T1w.nii.gz",
+        tiny_cohort / "sub-0002/anat/sub-0002_dseg.nii.gz",
+    )
+    torch.manual_seed(0)
+    models = {v: FastSurferCNN(**fastsurfer_config(v, "tiny")) for v in VIEWS}
+    two = {v: models[v] for v in ("axial", "coronal")}
+    labels, probabilities = predict_labels(two, image, batch_size=5)
+    assert probabilities.shape == (79, *image.shape) and labels.shape == image.shape
+    torch.testing.assert_close(probabilities.sum(0), torch.ones(image.shape), rtol=0, atol=1e-5)
+    # with the sagittal view, merged classes get its probability twice (FastSurfer's expansion)
+    labels, scores = predict_labels(models, image, batch_size=5)
+    assert (scores.sum(0) >= 1 - 1e-5).all()
+    allowed = set(LUT_FULL) | {2000 + p for p in range(1, 36)}  # + split lateral right cortex
+    assert set(np.unique(labels).tolist()) <= allowed

@@ -24,8 +24,16 @@ def predict_view(
     model.eval()
     dataset = ThickSliceDataset([image], None, view)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    slices = [torch.softmax(model(batch["image"].to(device)), dim=1).float() for batch in loader]
-    return stack_slices(torch.cat(slices), view)
+    out = None
+    for batch in loader:
+        probabilities = torch.softmax(model(batch["image"].to(device)), dim=1)
+        if out is None:  # one preallocated (D, C, H, W) buffer instead of a list + cat
+            out = torch.empty(
+                (len(dataset), *probabilities.shape[1:]), dtype=torch.float32, device=device
+            )
+        first = int(batch["slice"][0])
+        out[first : first + len(probabilities)] = probabilities
+    return stack_slices(out, view)
 
 
 def predict_labels(
@@ -48,10 +56,12 @@ def predict_labels(
         probabilities = predict_view(model, image, view, batch_size=batch_size, device=device)
         if view == "sagittal":
             probabilities = expand_sagittal(probabilities)
-        term = VIEW_WEIGHTS[view] * probabilities
-        total = term if total is None else total + term
+        if total is None:
+            total = probabilities.mul_(VIEW_WEIGHTS[view])
+        else:
+            total.add_(probabilities, alpha=VIEW_WEIGHTS[view])
         del probabilities
-    total = total / sum(VIEW_WEIGHTS[v] for v in models)
+    total.div_(sum(VIEW_WEIGHTS[v] for v in models))
     labels = classes_to_labels(total.argmax(dim=0).cpu().numpy(), "axial")
     if split_cortex:
         labels = split_cortex_by_hemisphere(labels)

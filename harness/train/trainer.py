@@ -93,7 +93,7 @@ class ViewTrainer:
             images, labels, view, generator=self.augment_generator if config.augment else None
         )
         depth = fastsurfer_config(view, config.preset)["depth"]
-        h, w = self.dataset[0]["image"].shape[-2:]
+        h, w = self.dataset.base.images[0].shape[-2:]  # (D, H, W); no sample drawn
         if h % 2**depth or w % 2**depth:
             raise InputError(
                 f"slice size must be divisible by 2**depth = {2**depth} for preset "
