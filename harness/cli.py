@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "compare": "harness.commands.compare:compare",
     "check": "harness.commands.check:check",
     "introspect": "harness.commands.introspect:introspect",
+    "train": "harness.commands.train:train",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
@@ -43,6 +44,7 @@ SHORT_HELP: dict[str, str] = {
     "compare": "Two result sets side by side: significant bits, throughput, Welch t-test.",
     "check": "CI gate: exit 1 when significant bits or throughput regress past bounds.",
     "introspect": "Per-group gradient/activation spectra during training (offline demos).",
+    "train": "Train FastSurferCNN views on a cohort (optionally perturbed); resumable.",
 }
 
 

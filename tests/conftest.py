@@ -19,3 +19,17 @@ def run_cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory):
+    """A 4-subject synthetic cohort on a 24^3 grid, generated once per test session (~5 s)."""
+    import tempfile
+    from pathlib import Path
+
+    from harness.data.synth import generate_cohort
+
+    cache = Path(tempfile.gettempdir()) / "harness-test-cache"
+    root = tmp_path_factory.mktemp("tiny-cohort") / "cohort"
+    generate_cohort(4, root, seed=0, grid=24, cache_dir=cache, progress=False)
+    return root

@@ -11,6 +11,60 @@ def ensemble() -> None:
 
 
 @ensemble.command()
+@click.option("--cohort", required=True, type=click.Path(file_okay=False), help="Cohort directory.")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Ensemble directory ENS."
+)
+@click.option(
+    "--factor",
+    "factors",
+    multiple=True,
+    required=True,
+    help="NAME=SIZE, repeatable: seed=5, seed:init=3, mca-sr=5, mca-rr=5, kernel-sr=3 ...",
+)
+@click.option("--precision", type=int, default=None, help="Virtual precision t of mca-*/kernel-*.")
+@click.option("--views", default="axial", show_default=True, help="Comma-separated views.")
+@click.option("--preset", type=click.Choice(["full", "tiny"]), default="full", show_default=True)
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--lr", type=float, default=0.01, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed of every member.")
+@click.option(
+    "--train-subjects", type=int, default=None, help="First K participants [default: half]."
+)
+@click.option(
+    "--predict",
+    type=click.Choice(["held-out", "all"]),
+    default="held-out",
+    show_default=True,
+    help="Subjects every member segments.",
+)
+@click.option("--save-prob", is_flag=True, help="Members also write float16 _prob.npy files.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(
+    cohort, out, factors, precision, views, preset, epochs, batch_size, lr, seed,
+    train_subjects, predict, save_prob, device, quiet,
+) -> None:  # fmt: skip
+    """Train the baseline and every member of each factor into ENS/members/<member>/."""
+    from harness.commands.train import parse_views
+    from harness.ensemble.run import parse_factor_sizes, run_ensemble
+    from harness.store import RunDir
+
+    path = run_ensemble(
+        cohort, out, parse_factor_sizes(factors), precision=precision, views=parse_views(views),
+        preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        train_subjects=train_subjects, predict=predict, save_probabilities=save_prob,
+        device=device, progress=not quiet,
+    )  # fmt: skip
+    config = RunDir(path).manifest()["config"]
+    click.echo(
+        f"ensemble of {len(config['members'])} members ({', '.join(config['members'])}) in {path}; "
+        f"{len(config['predict_subjects'])} subjects predicted; next: harness ensemble analyze {path}"
+    )
+
+
+@ensemble.command()
 @click.argument("ensemble_dir", type=click.Path(file_okay=False))
 @click.option(
     "--cohort",

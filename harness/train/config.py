@@ -1,0 +1,121 @@
+"""Training configuration: everything that decides a run's numbers, validated once."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from harness.errors import InputError, check_choice
+from harness.models.fastsurfer import PRESETS
+from harness.perturb.rng import splitmix64
+from harness.perturb.seeds import SeedPlan
+
+VIEWS = ("axial", "coronal", "sagittal")
+MODES = ("ieee", "rr", "sr", "ud")
+ENGINES = ("none", "op", "kernel")
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What a training run does.
+
+    Parameters
+    ----------
+    views : tuple of str
+        Views to train (one network each), subset of axial, coronal, sagittal.
+    preset : {"full", "tiny"}
+        Network size (:func:`harness.models.fastsurfer_config`).
+    epochs, batch_size : int
+        v1: 30 epochs, batch 16.
+    lr, weight_decay : float
+        Adam (v1: 0.01, 1e-4).
+    step_size, gamma : int, float
+        StepLR (v1: every 5 epochs x 0.3).
+    mode : {"ieee", "rr", "sr", "ud"}
+        Arithmetic of the forward, backward and optimizer step.
+    precision : int, optional
+        Virtual precision t of rr/sr (None: the dtype's own).
+    engine : {"none", "op", "kernel"}
+        ``op``: :class:`harness.perturb.StochasticArithmetic` around every step; ``kernel``: the
+        instrumented conv/BN kernels of :mod:`harness.kernels` (ieee, rr, sr); ``none``: plain
+        torch (forced when ``mode`` is ieee and engine is op).
+    seeds : SeedPlan
+        Initialisation, data-order and augmentation seeds.
+    mca_seed : int
+        Seed of the perturbation streams (epoch ``e`` uses :meth:`epoch_seed`).
+    device : {"cpu", "cuda"}
+    augment : bool
+        v1 pad-8 random-crop augmentation.
+    """
+
+    views: tuple[str, ...] = ("axial",)
+    preset: str = "full"
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    step_size: int = 5
+    gamma: float = 0.3
+    mode: str = "ieee"
+    precision: int | None = None
+    engine: str = "op"
+    seeds: SeedPlan = field(default_factory=lambda: SeedPlan.derive(0, 0, ()))
+    mca_seed: int = 0
+    device: str = "cpu"
+    augment: bool = True
+
+    def __post_init__(self):
+        views = tuple(self.views)
+        if not views or len(set(views)) != len(views):
+            raise InputError(f"views must be a non-empty list without repeats, got {list(views)}")
+        for view in views:
+            check_choice("view", view, VIEWS)
+        object.__setattr__(self, "views", views)
+        check_choice("preset", self.preset, tuple(PRESETS))
+        check_choice("mode", self.mode, MODES)
+        check_choice("engine", self.engine, ENGINES)
+        check_choice("device", self.device, DEVICES)
+        for name in ("epochs", "batch_size", "step_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 < self.gamma <= 1:
+            raise InputError(
+                "lr must be > 0, weight_decay >= 0 and gamma in (0, 1], got "
+                f"{self.lr}, {self.weight_decay}, {self.gamma}"
+            )
+        if self.precision is not None and (
+            not isinstance(self.precision, int) or not 1 <= self.precision <= 53
+        ):
+            raise InputError(
+                f"precision must be an integer in [1, 53] or None, got {self.precision!r}"
+            )
+        if self.mode == "ieee" and self.engine == "op":
+            object.__setattr__(self, "engine", "none")
+        if self.mode != "ieee" and self.engine == "none":
+            raise InputError(f"mode {self.mode!r} needs engine 'op' or 'kernel', got 'none'")
+        if self.engine == "kernel" and self.mode == "ud":
+            raise InputError("engine 'kernel' supports modes ieee, rr and sr, got 'ud'")
+        if self.engine == "kernel" and self.precision is not None:
+            raise InputError(
+                "engine 'kernel' rounds at the working precision only; precision must be None, "
+                f"got {self.precision}"
+            )
+
+    def epoch_seed(self, epoch: int) -> int:
+        """Perturbation seed of epoch ``epoch`` (1-based): streams restart every epoch, so a
+        resumed run needs no engine state."""
+        return splitmix64(splitmix64(self.mca_seed) ^ epoch) & 0xFFFFFFFF
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["views"] = list(self.views)
+        record["seeds"] = self.seeds.to_dict()
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict) -> TrainConfig:
+        fields = dict(record)
+        fields["views"] = tuple(fields["views"])
+        fields["seeds"] = SeedPlan.from_dict(fields["seeds"])
+        return cls(**fields)

@@ -1,0 +1,253 @@
+"""Train one FastSurferCNN view: Adam + StepLR, optional stochastic arithmetic, atomic per-epoch
+checkpoints and bitwise-exact resume.
+
+Reproducibility: the model is initialised from the seed plan's ``init`` seed (torch's global RNG
+inside :func:`torch.random.fork_rng`), the data order comes from a generator seeded with
+``data`` and the crop augmentation from one seeded with ``augment``. A checkpoint holds the model,
+optimizer, scheduler, both generators, torch/numpy/python global RNG states, the epoch and the
+history; perturbation streams restart from :meth:`TrainConfig.epoch_seed` every epoch. A run
+killed after epoch ``e`` and resumed therefore replays epochs ``e+1..`` exactly as an
+uninterrupted run does (same device, same library versions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.errors import HarnessError, InputError, MissingDependencyError
+from harness.models import FastSurferCNN, FastSurferLoss, fastsurfer_config
+from harness.store import atomic_path
+from harness.train.config import TrainConfig
+from harness.train.data import WeightedSliceDataset
+
+CHECKPOINT_SCHEMA = 1
+
+
+class NonFiniteLossError(HarnessError, FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` or ``cuda``; ``cuda`` without a CUDA device is an error, not a silent fallback."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MissingDependencyError("device 'cuda' was requested but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def build_model(config: TrainConfig, view: str) -> torch.nn.Module:
+    """The view's network, initialised from ``config.seeds.init`` (and instrumented when the
+    engine is ``kernel``)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seeds.init)
+        model = FastSurferCNN(**fastsurfer_config(view, config.preset))
+    if config.engine == "kernel":
+        from harness.kernels import instrument_model
+
+        model = instrument_model(model, config.mode, config.epoch_seed(1), inplace=True)
+    return model
+
+
+class ViewTrainer:
+    """Train (or resume) the network of one view.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    view : str
+    images, labels : sequences of ndarray (X, Y, Z)
+        Training subjects' conformed T1 volumes and label maps.
+    checkpoint : Path
+        File rewritten atomically after every epoch.
+    progress : bool
+        Show tqdm bars.
+    on_epoch_end : callable(view, epoch, history_row), optional
+        Called after each epoch's checkpoint is on disk (tests use it to inject a crash).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        view: str,
+        images,
+        labels,
+        checkpoint: Path,
+        *,
+        progress: bool = True,
+        on_epoch_end: Callable | None = None,
+    ):
+        self.config, self.view, self.checkpoint = config, view, Path(checkpoint)
+        self.device = resolve_device(config.device)
+        self.progress, self.on_epoch_end = progress, on_epoch_end
+        self.data_generator = config.seeds.generator("data")
+        self.augment_generator = config.seeds.generator("augment")
+        self.dataset = WeightedSliceDataset(
+            images, labels, view, generator=self.augment_generator if config.augment else None
+        )
+        depth = fastsurfer_config(view, config.preset)["depth"]
+        h, w = self.dataset.base.images[0].shape[-2:]  # (D, H, W); no sample drawn
+        if h % 2**depth or w % 2**depth:
+            raise InputError(
+                f"slice size must be divisible by 2**depth = {2**depth} for preset "
+                f"{config.preset!r}, got {h}x{w} in view {view}"
+            )
+        self.model = build_model(config, view).to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.StepLR(
+            self.optimizer, step_size=config.step_size, gamma=config.gamma
+        )
+        self.loss_fn = FastSurferLoss()
+        self.epoch = 0
+        self.history: list[dict] = []
+        if self.checkpoint.exists():
+            self._load()
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            "schema_version": CHECKPOINT_SCHEMA,
+            "view": self.view,
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "history": self.history,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "data_generator": self.data_generator.get_state(),
+            "augment_generator": self.augment_generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy_rng": np.random.get_state(),  # noqa: NPY002 - the global state is what we save
+            "python_rng": random.getstate(),
+        }
+
+    def save(self) -> None:
+        """Write the checkpoint atomically (a crash leaves the previous one intact)."""
+        with atomic_path(self.checkpoint) as tmp:
+            torch.save(self._state(), tmp)
+
+    def _load(self) -> None:
+        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        if state.get("config") != self.config.to_dict() or state.get("view") != self.view:
+            raise InputError(
+                f"checkpoint {self.checkpoint} was written by a different configuration; "
+                "use a new output directory or delete it"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.data_generator.set_state(state["data_generator"])
+        self.augment_generator.set_state(state["augment_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        np.random.set_state(state["numpy_rng"])  # noqa: NPY002
+        random.setstate(state["python_rng"])
+        self.epoch, self.history = state["epoch"], state["history"]
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.config.epochs
+
+    # -- training -----------------------------------------------------------------------------
+    def _perturbation(self, epoch: int):
+        config = self.config
+        if config.engine == "op":
+            from harness.perturb import StochasticArithmetic
+
+            return StochasticArithmetic(
+                mode=config.mode, precision=config.precision, seed=config.epoch_seed(epoch)
+            )
+        if config.engine == "kernel":
+            from harness.kernels import reseed
+
+            reseed(self.model, config.epoch_seed(epoch))
+        return contextlib.nullcontext()
+
+    def _step(self, batch: dict, perturbation) -> tuple[float, float, float]:
+        image = batch["image"].to(self.device)
+        label = batch["label"].to(self.device)
+        weight = batch["weight"].to(self.device)
+        with perturbation:
+            logits = self.model(image)
+            loss, dice, ce = self.loss_fn(logits, label, weight)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        return loss.item(), dice.item(), ce.item()
+
+    def train_epoch(self) -> dict:
+        """Run one epoch, checkpoint, and return its history row."""
+        epoch = self.epoch + 1
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=self.config.batch_size,
+            shuffle=True,
+            generator=self.data_generator,
+            num_workers=0,
+        )
+        self.model.train()
+        perturbation = self._perturbation(epoch)
+        lr = self.optimizer.param_groups[0]["lr"]
+        sums, steps, start = np.zeros(3), 0, time.perf_counter()
+        bar = tqdm(
+            loader, desc=f"{self.view} epoch {epoch}", unit="batch", leave=False,
+            disable=not self.progress,
+        )  # fmt: skip
+        for batch in bar:
+            values = self._step(batch, perturbation)
+            if not all(math.isfinite(v) for v in values):
+                raise NonFiniteLossError(
+                    f"training loss became non-finite (loss={values[0]}, dice={values[1]}, "
+                    f"ce={values[2]}) in view {self.view}, epoch {epoch}, step {steps + 1}; "
+                    "try a smaller --lr"
+                )
+            sums += values
+            steps += 1
+            bar.set_postfix(loss=f"{values[0]:.4f}")
+        self.scheduler.step()
+        self.epoch = epoch
+        row = {
+            "view": self.view,
+            "epoch": epoch,
+            "loss": sums[0] / steps,
+            "dice_loss": sums[1] / steps,
+            "ce_loss": sums[2] / steps,
+            "lr": lr,
+            "steps": steps,
+            "seconds": time.perf_counter() - start,
+        }
+        self.history.append(row)
+        self.save()
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(self.view, epoch, row)
+        return row
+
+    def fit(self) -> torch.nn.Module:
+        """Train the remaining epochs (none if the checkpoint is final) and return the model."""
+        from harness.perturb.seeds import deterministic_algorithms
+
+        remaining = range(self.epoch + 1, self.config.epochs + 1)
+        # CUDA: deterministic cuDNN algorithms (same seed => same run); ops without a
+        # deterministic kernel only warn
+        deterministic = (
+            deterministic_algorithms(True, warn_only=True)
+            if self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+        with deterministic:
+            for _ in tqdm(
+                remaining, desc=f"train {self.view}", unit="epoch", disable=not self.progress
+            ):
+                self.train_epoch()
+        return self.model
