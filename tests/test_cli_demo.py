@@ -27,3 +27,44 @@ def test_demo_runs_and_resumes(run_cli, tmp_path, monkeypatch):
 def test_demo_bad_device(run_cli, tmp_path):
     code, _, err = run_cli("demo", "--out", tmp_path, "--device", "tpu")
     assert code == 2 and "error:" in err and "Traceback" not in err
+
+
+def test_demo_end_to_end_tiny(run_cli, tmp_path):
+    """The main job, every stage, at the smallest size: the files each stage promises exist, the
+    report names them, and a second call recomputes nothing."""
+    import json
+
+    import pandas as pd
+
+    out = tmp_path / "demo"
+    code, stdout, err = run_cli("demo", "--size", "tiny", "--out", out)
+    assert code == 0, err
+    expected = [
+        "mode-sweep/sweep.tsv",
+        "granularity/granularity.tsv",
+        "cohort/participants.tsv",
+        "ensemble/members/baseline/predictions",
+        "ensemble/analysis/min_pairwise_dice.tsv",
+        "ensemble/analysis/factor_correlation.tsv",
+        "kernel-bench/bench-kernels.json",
+        "introspect/spectra.parquet",
+        "brainage/summary.tsv",
+        "report/report.html",
+        "report/report.md",
+    ]
+    for path in expected:
+        assert (out / path).exists(), path
+    members = sorted(p.name for p in (out / "ensemble/members").iterdir())
+    assert members == ["baseline", "mca-ud-01", "mca-ud-02", "seed-01", "seed-02"]
+    factors = set(pd.read_csv(out / "ensemble/analysis/min_pairwise_dice.tsv", sep="\t")["factor"])
+    assert {"seed", "mca-ud"} <= factors
+    bench = json.loads((out / "kernel-bench/bench-kernels.json").read_text())
+    assert {b["extra_info"]["mode"] for b in bench["benchmarks"]} >= {"native", "ieee", "sr"}
+    report = (out / "report/report.md").read_text()
+    for heading in ("Ensemble agreement", "Brain age", "Gradient spectra", "Throughput"):
+        assert heading in report, heading
+    assert str(out / "report" / "report.html") in stdout
+
+    code, stdout, _ = run_cli("demo", "--size", "tiny", "--out", out)
+    assert code == 0 and "running" not in stdout
+    assert stdout.count("complete, kept") == 9

@@ -17,9 +17,16 @@ import click
     help="Output folder (resumes if it exists).",
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--full", is_flag=True, help="Full-size settings (for a GPU).")
+@click.option(
+    "--size",
+    type=click.Choice(["small", "tiny", "full"]),
+    default="small",
+    show_default=True,
+    help="small: laptop CPU, minutes; tiny: smoke test; full: FastSurfer size, for a GPU.",
+)
+@click.option("--full", is_flag=True, help="Same as --size full.")
 @click.option("--seed", default=0, show_default=True, type=int)
-def demo(out: str, device: str, full: bool, seed: int) -> None:
+def demo(out: str, device: str, size: str, full: bool, seed: int) -> None:
     """Run every part of harness end to end on the embedded default (CPU, minutes)."""
     import torch
 
@@ -28,8 +35,10 @@ def demo(out: str, device: str, full: bool, seed: int) -> None:
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device is {device!r} but CUDA is not available on this machine")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise InputError(f"--device must be 'cpu' or 'cuda[:N]', got {device!r}")
-    ctx = DemoContext(out=Path(out), device=device, full=full, seed=seed)
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device must be 'cpu' or 'cuda', got {device!r}")
+    size = "full" if full else size
+    ctx = DemoContext(out=Path(out), device=device, full=size == "full", seed=seed, size_name=size)
     run_demo(ctx)
     click.echo(f"done: results in {ctx.out}")
+    click.echo(f"report: {ctx.out / 'report' / 'report.html'}")

@@ -1,18 +1,85 @@
 """The main job: every part of harness on the embedded default, end to end, resumable.
 
-Each stage writes its own run directory under the output folder and is skipped when that directory
-is already complete, so an interrupted demo resumes where it stopped.
+Stages, in order (each writes its own run directory under the output folder and is skipped when that
+directory is already complete, so an interrupted demo resumes where it stopped; a stage that trains
+also resumes inside itself from its last checkpoint):
+
+mode-sweep → granularity → cohort (synthetic) → ensemble (baseline, seed and mca-sr members) →
+ensemble analysis → kernel microbenchmarks (pytest-benchmark) → introspection → brain age → report.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
 
+from harness.errors import HarnessError
 from harness.store import RunDir
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big each stage is; ``small`` runs on a laptop CPU in minutes, ``full`` is for a GPU."""
+
+    subjects: int = 30
+    grid: int = 32
+    train_subjects: int = 10
+    preset: str = "tiny"
+    epochs: int = 10
+    batch_size: int = 8
+    views: tuple[str, ...] = ("axial",)
+    #: ensemble factors; on a CPU the op-level engine costs ~4x (ud) to ~15x (sr, rr: exact fp64
+    #: results) per step on the tiny network, so the small demo's numerical factor is up-down
+    factors: tuple[tuple[str, int], ...] = (("seed", 3), ("mca-ud", 2))
+    sweep_repeats: int = 3
+    sweep_steps: int = 10
+    granularity_repeats: int = 8
+    introspect_epochs: int = 4
+    introspect_batch: int | None = None  # default of the demo (16)
+    brainage_splits: int = 4
+    kernel_cases: str = "cpu-small-3x3"
+
+
+SIZES = {
+    "small": DemoSize(),
+    "full": DemoSize(
+        subjects=40,
+        grid=256,
+        train_subjects=10,
+        preset="full",
+        epochs=5,
+        batch_size=16,
+        views=("axial", "coronal", "sagittal"),
+        factors=(("seed", 5), ("mca-sr", 5)),
+        sweep_repeats=10,
+        sweep_steps=50,
+        introspect_epochs=10,
+        brainage_splits=5,
+        kernel_cases="fastsurfer",
+    ),  # fmt: skip
+    # the smallest run that still exercises every stage (tests)
+    "tiny": DemoSize(
+        subjects=12,
+        grid=24,
+        train_subjects=3,
+        epochs=1,
+        factors=(("seed", 2), ("mca-ud", 2)),
+        sweep_repeats=2,
+        sweep_steps=2,
+        granularity_repeats=2,
+        introspect_epochs=1,
+        introspect_batch=6,
+        brainage_splits=2,
+    ),  # fmt: skip
+}
+
+#: stages whose run directory is not ``OUT/<stage>``
+STAGE_DIRS = {"analysis": "ensemble/analysis"}
 
 
 @dataclass
@@ -21,17 +88,28 @@ class DemoContext:
     device: str = "cpu"
     full: bool = False
     seed: int = 0
+    size_name: str | None = None  # default: "full" with full, else "small"
+
+    @property
+    def size(self) -> DemoSize:
+        return SIZES[self.size_name or ("full" if self.full else "small")]
 
     def stage_dir(self, name: str) -> RunDir:
-        return RunDir(self.out / name, kind=name)
+        return RunDir(self.out / STAGE_DIRS.get(name, name), kind=name)
+
+    def path(self, name: str) -> Path:
+        return self.out / name
 
 
 def stage_mode_sweep(ctx: DemoContext) -> str:
     from harness.experiments.mode_sweep import SweepConfig, config_dict, run_mode_sweep
 
-    cfg = SweepConfig(device=ctx.device, seed=ctx.seed)
+    size = ctx.size
+    cfg = SweepConfig(
+        device=ctx.device, seed=ctx.seed, repeats=size.sweep_repeats, steps=size.sweep_steps
+    )
     if ctx.full:
-        cfg.repeats, cfg.steps, cfg.image_size = 10, 50, 64
+        cfg.image_size = 64
     run = ctx.stage_dir("mode-sweep")
     run.start("harness demo: mode sweep", config_dict(cfg))
     frame = run_mode_sweep(cfg)
@@ -41,17 +119,145 @@ def stage_mode_sweep(ctx: DemoContext) -> str:
 
 
 def stage_granularity(ctx: DemoContext) -> str:
-    from dataclasses import asdict
-
     from harness.experiments.granularity import GranularityConfig, run_granularity
 
-    cfg = GranularityConfig(seed=ctx.seed)
+    cfg = GranularityConfig(seed=ctx.seed, repeats=ctx.size.granularity_repeats)
     run = ctx.stage_dir("granularity")
     run.start("harness demo: op-level vs kernel-level", asdict(cfg))
     frame = run_granularity(cfg)
     run.write_table("granularity.tsv", frame)
     run.finish()
     return format_table(frame)
+
+
+def stage_cohort(ctx: DemoContext) -> str:
+    from harness.data.synth import generate_cohort
+
+    size = ctx.size
+    cohort = generate_cohort(size.subjects, ctx.path("cohort"), seed=ctx.seed, grid=size.grid)
+    return f"{len(cohort)} synthetic subjects on a {size.grid}^3 grid in {ctx.path('cohort')}"
+
+
+def stage_ensemble(ctx: DemoContext) -> str:
+    from harness.ensemble import run_ensemble
+
+    size = ctx.size
+    run_ensemble(
+        ctx.path("cohort"),
+        ctx.path("ensemble"),
+        dict(size.factors),
+        views=size.views,
+        preset=size.preset,
+        epochs=size.epochs,
+        batch_size=size.batch_size,
+        seed=ctx.seed,
+        train_subjects=size.train_subjects,
+        device=ctx.device,
+    )
+    members = sorted(p.name for p in (ctx.path("ensemble") / "members").iterdir())
+    return f"members: {', '.join(members)}"
+
+
+def stage_analysis(ctx: DemoContext) -> str:
+    import pandas as pd
+
+    from harness.ensemble.analyze import analyze_ensemble
+
+    folder = analyze_ensemble(ctx.path("ensemble"), ctx.path("cohort"))
+    summary = pd.read_csv(folder / "region_summary.tsv", sep="\t")
+    table = (
+        summary.groupby(["factor", "kind"])["mean_min_dice"].median().unstack("kind").reset_index()
+    )
+    return "median over regions of the minimum pairwise Dice:\n" + format_table(table)
+
+
+def stage_kernel_bench(ctx: DemoContext) -> str:
+    """The kernel microbenchmarks through pytest-benchmark, as a user would run them."""
+    suite = Path(__file__).resolve().parents[2] / "benchmarks" / "test_bench_kernels.py"
+    if not suite.exists():
+        raise HarnessError(
+            f"kernel benchmarks not found at {suite}: the demo's kernel stage needs a source "
+            "checkout (pip install -e .)"
+        )
+    run = ctx.stage_dir("kernel-bench")
+    cases = ctx.size.kernel_cases
+    run.start("harness demo: kernel microbenchmarks", {"suite": str(suite), "cases": cases})
+    target = run.path / "bench-kernels.json"
+    partial = run.path / "bench-kernels.json.partial"
+    command = [
+        sys.executable, "-m", "pytest", str(suite), "-k", cases, "-p", "no:cacheprovider",
+        "--benchmark-json", str(partial), "-q", "--no-header",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=suite.parents[1])
+    if done.returncode != 0:
+        raise HarnessError(f"kernel benchmarks failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    partial.replace(target)
+    run.finish(outputs=[target.name])
+    return _kernel_table(target)
+
+
+def _kernel_table(path: Path) -> str:
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for bench in json.loads(path.read_text())["benchmarks"]:
+        info = bench["extra_info"]
+        rows.append(
+            {
+                "op": info.get("op"),
+                "case": info.get("case"),
+                "implementation": f"{info.get('implementation')}-{info.get('mode')}",
+                "ms": bench["stats"]["mean"] * 1e3,
+                "GFLOP/s": info.get("gflops"),
+                "sig bits (median)": info.get("sig_bits_median"),
+            }
+        )
+    return format_table(pd.DataFrame(rows))
+
+
+def stage_introspect(ctx: DemoContext) -> str:
+    from harness.introspect.demos import Demo, IntrospectConfig, run_demo
+
+    cfg = IntrospectConfig(
+        demo=Demo.VOLUMES,
+        epochs=ctx.size.introspect_epochs,
+        batch_size=ctx.size.introspect_batch,
+        seed=ctx.seed,
+        device=ctx.device,
+        cohort=str(ctx.path("cohort").resolve()),
+    )
+    summary = run_demo(cfg, ctx.path("introspect"), progress=True)
+    return "\n".join(
+        f"{key}: {value}" for key, value in summary.items() if not isinstance(value, dict)
+    )
+
+
+def stage_brainage(ctx: DemoContext) -> str:
+    from harness.brainage import ProtocolConfig, run_brainage
+    from harness.brainage.io import read_ensemble
+
+    data = read_ensemble(ctx.path("ensemble"))  # every member: seed and numerical
+    config = ProtocolConfig(n_splits=ctx.size.brainage_splits, max_combinations=5, seed=ctx.seed)
+    run_brainage(data, ctx.path("brainage"), config, inputs={"ensemble": str(ctx.path("ensemble"))})
+    import pandas as pd
+
+    summary = pd.read_csv(ctx.path("brainage") / "summary.tsv", sep="\t")
+    columns = ["regressor", "augmentation", "k", "mae_mean", "mae_ci_low", "mae_ci_high"]
+    return "brain-age MAE (years) by ensemble size k:\n" + format_table(summary[columns])
+
+
+def stage_report(ctx: DemoContext) -> str:
+    from harness.report import build_report
+
+    run = ctx.stage_dir("report")
+    run.start("harness demo: report", {"inputs": [str(ctx.out)]})
+    html, md = build_report(
+        [ctx.out], run.path / "report.html", title="harness demo: stability report"
+    )
+    run.finish(outputs=[html.name, md.name])
+    return f"report: {html}\nsummary: {md}"
 
 
 def format_table(frame) -> str:
@@ -61,6 +267,13 @@ def format_table(frame) -> str:
 STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("mode-sweep", stage_mode_sweep),
     ("granularity", stage_granularity),
+    ("cohort", stage_cohort),
+    ("ensemble", stage_ensemble),
+    ("analysis", stage_analysis),
+    ("kernel-bench", stage_kernel_bench),
+    ("introspect", stage_introspect),
+    ("brainage", stage_brainage),
+    ("report", stage_report),
 ]
 
 
