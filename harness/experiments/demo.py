@@ -165,6 +165,7 @@ def stage_analysis(ctx: DemoContext) -> str:
 
     folder = analyze_ensemble(ctx.path("ensemble"), ctx.path("cohort"))
     summary = pd.read_csv(folder / "region_summary.tsv", sep="\t")
+    summary = summary[summary["factor"] != "baseline"]  # one member: no pairs
     table = (
         summary.groupby(["factor", "kind"])["mean_min_dice"].median().unstack("kind").reset_index()
     )
@@ -252,10 +253,12 @@ def stage_report(ctx: DemoContext) -> str:
     from harness.report import build_report
 
     run = ctx.stage_dir("report")
-    run.start("harness demo: report", {"inputs": [str(ctx.out)]})
+    inputs = [ctx.path(name) for name, _ in STAGES if name not in ("report", *STAGE_DIRS)]
+    run.start("harness demo: report", {"inputs": [str(p) for p in inputs]})
     html, md = build_report(
-        [ctx.out], run.path / "report.html", title="harness demo: stability report"
-    )
+        [p for p in inputs if p.exists()], run.path / "report.html",
+        title="harness demo: stability report",
+    )  # fmt: skip
     run.finish(outputs=[html.name, md.name])
     return f"report: {html}\nsummary: {md}"
 
