@@ -55,7 +55,7 @@ def test_cli_refuses_other_configuration_and_missing_cohort(run_cli, tmp_path):
     out = tmp_path / "run"
     assert run_cli("introspect", *DIGITS, "--epochs", "1", "--out", out)[0] == 0
     code, _, stderr = run_cli("introspect", *DIGITS, "--epochs", "2", "--out", out)
-    assert code == 2 and "another configuration" in stderr
+    assert code == 2 and "different configuration" in stderr
     code, _, stderr = run_cli(
         "introspect", "--demo", "volumes", "--cohort", tmp_path / "nope", "--out", tmp_path / "v"
     )

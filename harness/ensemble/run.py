@@ -126,14 +126,8 @@ def run_ensemble(
     }
     out = Path(out)
     run = RunDir(out, kind="ensemble")
-    if run.exists():
-        previous = run.manifest()
-        if previous.get("config") != record:
-            raise InputError(
-                f"{out} already holds an ensemble with a different configuration; choose another --out"
-            )
-        if previous.get("status") == "complete":
-            return out
+    if run.completed_with(record, "an ensemble"):
+        return out
     run.start("harness ensemble run", record)
     finished = []
     bar = tqdm(members, desc="ensemble", unit="member", disable=not progress)

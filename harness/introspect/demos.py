@@ -237,14 +237,8 @@ def run_demo(config: IntrospectConfig, out: str | os.PathLike, progress: bool = 
     out = Path(out)
     run = RunDir(out, kind="introspect")
     settings = config.to_dict()
-    if run.exists():
-        previous = run.manifest()
-        if previous.get("config") != settings:
-            raise InputError(
-                f"{out} holds an introspect run with another configuration; choose another --out"
-            )
-        if previous.get("status") == "complete":
-            return previous["summary"]
+    if previous := run.completed_with(settings, "an introspect run"):
+        return previous["summary"]
     run.start("introspect", settings)
     try:
         data = load_demo_data(config, out)

@@ -134,6 +134,20 @@ class RunDir:
     def is_complete(self) -> bool:
         return self.exists() and self.manifest().get("status") == "complete"
 
+    def completed_with(self, config: dict, what: str = "a run") -> dict | None:
+        """Resume check before :meth:`start`: the finished manifest when this run is complete with
+        ``config`` (nothing to recompute), None when it is new or unfinished with ``config``
+        (resume it); :class:`InputError` when it holds a run of another configuration."""
+        if not self.exists():
+            return None
+        previous = self.manifest()
+        if previous.get("config") != config:
+            raise InputError(
+                f"{self.path} already holds {what} with a different configuration; "
+                "choose another --out"
+            )
+        return previous if previous.get("status") == "complete" else None
+
     def start(self, command: str, config: dict | None = None, **extra: Any) -> dict:
         """Create (or re-open, for resuming) the run and write a ``running`` manifest."""
         from harness.fingerprint import fingerprint

@@ -145,14 +145,8 @@ def train_run(
     }
     out = Path(out)
     run = RunDir(out, kind="train")
-    if run.exists():
-        previous = run.manifest()
-        if previous.get("config") != record:
-            raise InputError(
-                f"{out} already holds a run with a different configuration; choose another --out"
-            )
-        if previous.get("status") == "complete":
-            return out
+    if run.completed_with(record, "a training run"):
+        return out
     run.start(command, record, **(extra or {}))
     history: list[dict] = []
 
