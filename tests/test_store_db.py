@@ -203,3 +203,19 @@ def test_results_cli(run_cli, results_copy, tmp_path):
     assert code == 2 and "error: query failed" in err and "Traceback" not in err
     code, _, err = run_cli("results", "list", "--db", tmp_path / "none.duckdb")
     assert code == 2 and "harness results ingest" in err
+
+
+def test_training_history_is_ingested(tmp_path):
+    run = RunDir(tmp_path / "runs" / "member", kind="train")
+    run.start("harness train", {"epochs": 2})
+    history = pd.DataFrame(
+        {"view": ["axial", "axial"], "epoch": [1, 2], "loss": [3.5, 2.25], "lr": [0.01, 0.01]}
+    )
+    run.write_table("history.tsv", history)
+    run.finish()
+    with load_results([tmp_path / "runs"]) as db:
+        rows = db.query(
+            "SELECT value FROM metrics WHERE table_name = 'history.tsv' AND metric = 'loss' "
+            "ORDER BY value"
+        )
+    assert rows["value"].tolist() == [2.25, 3.5]

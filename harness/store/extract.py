@@ -48,6 +48,8 @@ METRIC_TABLES: dict[str, TableSpec] = {
     "summary.tsv": TableSpec(("regressor", "augmentation", "k"), kinds=("brainage",)),
     "results.tsv": TableSpec(("regressor", "augmentation", "k", "split"), kinds=("brainage",)),
     "robustness.tsv": TableSpec(("regressor", "k", "split"), kinds=("brainage",)),
+    # training runs and ensemble members (harness/train/run.py): loss per view and epoch
+    "history.tsv": TableSpec(("view", "epoch"), kinds=("train",)),
     # experiments (harness/experiments/)
     "sweep.tsv": TableSpec(("mode",)),
     "granularity.tsv": TableSpec(("granularity", "mode", "quantity")),
