@@ -328,3 +328,20 @@ def test_rr_rounds_the_exact_result_at_full_precision():
     with StochasticArithmetic("rr", seed=5, wide=False):
         z = x + 2.0**-25
     assert torch.equal(z, x)
+
+
+@pytest.mark.parametrize("wide", [True, False])
+@pytest.mark.parametrize("mode", ["rr", "sr", "ud"])
+def test_batchnorm_running_statistics_are_updated(mode, wide):
+    """native_batch_norm writes running_mean/var without declaring it in its schema; under every
+    mode they must move as in plain torch (up to the perturbation), not stay at 0 and 1."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, 5, 5, generator=gen) * 2 + 1.5
+    plain, perturbed = torch.nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    plain(x)
+    with StochasticArithmetic(mode=mode, seed=1, wide=wide):
+        perturbed(x)
+    for name in ("running_mean", "running_var"):
+        expected, got = getattr(plain, name), getattr(perturbed, name)
+        assert not torch.equal(got, torch.zeros(3) if name == "running_mean" else torch.ones(3))
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

@@ -44,6 +44,15 @@ class _OpInfo:
     returns_alias: bool
 
 
+#: ops that write arguments their schema does not mark ``(a!)``: the batch-norm kernels update
+#: ``running_mean`` / ``running_var`` in place. Without this, the fp64 recomputation of rr/sr would
+#: update copies and leave the module's running statistics at their initial values.
+UNDECLARED_WRITES: dict[str, tuple[tuple[int, str], ...]] = {
+    name: ((3, "running_mean"), (4, "running_var"))
+    for name in ("aten.native_batch_norm", "aten.cudnn_batch_norm", "aten.miopen_batch_norm")
+}
+
+
 def _tensors(value) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
@@ -190,7 +199,7 @@ class StochasticArithmetic(TorchDispatchMode):
             (i, a.name)
             for i, a in enumerate(schema.arguments)
             if a.alias_info is not None and a.alias_info.is_write
-        )
+        ) + UNDECLARED_WRITES.get(packet_name(func), ())
         fresh = tuple(i for i, r in enumerate(schema.returns) if r.alias_info is None)
         returns_alias = len(fresh) < len(schema.returns)
         return _OpInfo(self._policy(func, written, fresh), written, fresh, returns_alias)
