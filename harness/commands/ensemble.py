@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.train import training_options
+
 
 @click.group()
 def ensemble() -> None:
@@ -23,25 +25,7 @@ def ensemble() -> None:
     help="NAME=SIZE, repeatable: seed=5, seed:init=3, mca-sr=5, mca-rr=5, kernel-sr=3 ...",
 )
 @click.option("--precision", type=int, default=None, help="Virtual precision t of mca-*/kernel-*.")
-@click.option("--views", default="axial", show_default=True, help="Comma-separated views.")
-@click.option("--preset", type=click.Choice(["full", "tiny"]), default="full", show_default=True)
-@click.option("--epochs", type=int, default=30, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--lr", type=float, default=0.01, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed of every member.")
-@click.option(
-    "--train-subjects", type=int, default=None, help="First K participants [default: half]."
-)
-@click.option(
-    "--predict",
-    type=click.Choice(["held-out", "all"]),
-    default="held-out",
-    show_default=True,
-    help="Subjects every member segments.",
-)
-@click.option("--save-prob", is_flag=True, help="Members also write float16 _prob.npy files.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@training_options
 def run(
     cohort, out, factors, precision, views, preset, epochs, batch_size, lr, seed,
     train_subjects, predict, save_prob, device, quiet,

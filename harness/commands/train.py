@@ -10,24 +10,48 @@ def parse_views(text: str) -> tuple[str, ...]:
     return tuple(v.strip().lower() for v in text.split(",") if v.strip())
 
 
+def training_options(command):
+    """The options ``harness train`` and ``harness ensemble run`` share (one definition)."""
+    options = [
+        click.option(
+            "--views", default="axial", show_default=True,
+            help="Comma-separated: axial,coronal,sagittal.",
+        ),
+        click.option(
+            "--preset", type=click.Choice(["full", "tiny"]), default="full", show_default=True,
+            help="Network size: published (64 filters, 5x5, depth 4) or tiny (8, 3x3, depth 2).",
+        ),
+        click.option("--epochs", type=int, default=30, show_default=True),
+        click.option("--batch-size", type=int, default=16, show_default=True),
+        click.option("--lr", type=float, default=0.01, show_default=True, help="Adam learning rate."),
+        click.option(
+            "--seed", type=int, default=0, show_default=True,
+            help="Base seed of init, data order, augmentation and MCA streams.",
+        ),
+        click.option(
+            "--train-subjects", type=int, default=None,
+            help="Train on the first K participants [default: half the cohort].",
+        ),
+        click.option(
+            "--predict", type=click.Choice(["held-out", "all"]), default="held-out",
+            show_default=True, help="Subjects to segment after training.",
+        ),
+        click.option("--save-prob", is_flag=True, help="Also write float16 <subject>_prob.npy."),
+        click.option(
+            "--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True
+        ),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command()
 @click.option("--cohort", required=True, type=click.Path(file_okay=False), help="Cohort directory.")
 @click.option(
     "--out", required=True, type=click.Path(file_okay=False), help="Run directory (resumable)."
 )
-@click.option(
-    "--views", default="axial", show_default=True, help="Comma-separated: axial,coronal,sagittal."
-)
-@click.option(
-    "--preset",
-    type=click.Choice(["full", "tiny"]),
-    default="full",
-    show_default=True,
-    help="Network size: published (64 filters, 5x5, depth 4) or tiny (8, 3x3, depth 2).",
-)
-@click.option("--epochs", type=int, default=30, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--lr", type=float, default=0.01, show_default=True, help="Adam learning rate.")
 @click.option(
     "--mode",
     type=click.Choice(["ieee", "rr", "sr", "ud"]),
@@ -43,25 +67,7 @@ def parse_views(text: str) -> tuple[str, ...]:
     show_default=True,
     help="op: every ATen op perturbed; kernel: instrumented conv/BN kernels (ieee, rr, sr).",
 )
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Base seed of init, data, augment, MCA."
-)
-@click.option(
-    "--train-subjects",
-    type=int,
-    default=None,
-    help="Train on the first K participants [default: half the cohort].",
-)
-@click.option(
-    "--predict",
-    type=click.Choice(["held-out", "all"]),
-    default="held-out",
-    show_default=True,
-    help="Subjects to segment after training.",
-)
-@click.option("--save-prob", is_flag=True, help="Also write float16 <subject>_prob.npy.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@training_options
 def train(
     cohort: str,
     out: str,
