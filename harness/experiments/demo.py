@@ -4,7 +4,7 @@ Stages, in order (each writes its own run directory under the output folder and 
 directory is already complete, so an interrupted demo resumes where it stopped; a stage that trains
 also resumes inside itself from its last checkpoint):
 
-mode-sweep → granularity → cohort (synthetic) → ensemble (baseline, seed and mca-sr members) →
+mode-sweep → granularity → cohort (synthetic) → ensemble (baseline, seed and mca members) →
 ensemble analysis → kernel microbenchmarks (pytest-benchmark) → introspection → brain age → report.
 """
 
@@ -61,7 +61,7 @@ SIZES = {
         introspect_epochs=10,
         brainage_splits=5,
         kernel_cases="fastsurfer",
-    ),  # fmt: skip
+    ),
     # the smallest run that still exercises every stage (tests)
     "tiny": DemoSize(
         subjects=12,
@@ -75,7 +75,7 @@ SIZES = {
         introspect_epochs=1,
         introspect_batch=6,
         brainage_splits=2,
-    ),  # fmt: skip
+    ),
 }
 
 #: stages whose run directory is not ``OUT/<stage>``
