@@ -23,10 +23,9 @@ from torch.utils._python_dispatch import (
     _get_current_dispatch_mode_stack,
     _len_torch_dispatch_stack,
 )
-from torch.utils._pytree import tree_flatten, tree_map
 
 from harness.errors import InputError
-from harness.perturb import rounding, triton_kernels
+from harness.perturb import native, rounding, triton_kernels, wide_ops
 from harness.perturb.modes import SIGNIFICAND_BITS, WIDER, Mode, resolve_precision
 from harness.perturb.registry import REGISTRY, Policy, check_op_names, packet_name
 from harness.perturb.rng import KeyedStreams
@@ -38,6 +37,7 @@ _TO_COPY = "aten._to_copy"
 class _OpInfo:
     """What one ATen overload writes, read once from its schema."""
 
+    name: str  # packet name, e.g. "aten.add"
     policy: Policy
     written_args: tuple[tuple[int, str], ...]  # (position, name) of arguments marked ``(a!)``
     fresh_returns: tuple[int, ...]  # returns that alias nothing
@@ -53,6 +53,28 @@ UNDECLARED_WRITES: dict[str, tuple[tuple[int, str], ...]] = {
 }
 
 
+def _map(fn, value):
+    """Apply ``fn`` to every leaf of an ATen argument or result (lists/tuples nest, dicts map
+    their values): torch's pytree is general and ~10x slower on these flat structures."""
+    if isinstance(value, (list, tuple)):
+        return type(value)([_map(fn, v) for v in value])
+    if isinstance(value, dict):
+        return {k: _map(fn, v) for k, v in value.items()}
+    return fn(value)
+
+
+def _leaves(value, found: list) -> list:
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            _leaves(v, found)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _leaves(v, found)
+    else:
+        found.append(value)
+    return found
+
+
 def _tensors(value) -> list[torch.Tensor]:
     if isinstance(value, torch.Tensor):
         return [value]
@@ -63,6 +85,9 @@ def _tensors(value) -> list[torch.Tensor]:
 
 def _written(info: _OpInfo, args, kwargs, out) -> list[torch.Tensor]:
     """Float tensors an op call wrote: its mutated arguments, then its fresh outputs."""
+    if not info.written_args and isinstance(out, torch.Tensor):  # the common case: one result
+        ok = info.fresh_returns and out.dtype in SIGNIFICAND_BITS and out.numel() > 0
+        return [out] if ok else []
     found: list[torch.Tensor] = []
     for position, name in info.written_args:
         value = args[position] if position < len(args) else kwargs.get(name)
@@ -110,6 +135,10 @@ class StochasticArithmetic(TorchDispatchMode):
         to the already rounded working-precision result: cheaper (no recomputation), but at
         ``t = p`` it changes almost nothing (the noise is below half an ulp, and a rounded value
         is exactly representable), so use it with ``t < p``.
+    native : bool
+        Use the fused C++ kernels (:mod:`harness.perturb.native`) for contiguous CPU tensors.
+        ``False`` (or ``HARNESS_PERTURB_NATIVE=0``) selects the torch/numpy fallback, which gives
+        bitwise the same results, slower.
 
     Attributes
     ----------
@@ -140,6 +169,7 @@ class StochasticArithmetic(TorchDispatchMode):
         history: bool = False,
         use_triton: bool = True,
         wide: bool = True,
+        native: bool = True,
     ):
         super().__init__()
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -153,6 +183,7 @@ class StochasticArithmetic(TorchDispatchMode):
         self.record_history = bool(history)
         self.use_triton = bool(use_triton)
         self.wide = bool(wide)
+        self.native = bool(native)
         self.counter = 0
         self.op_counts: Counter[str] = Counter()
         self.unknown_seen: set[str] = set()
@@ -161,6 +192,7 @@ class StochasticArithmetic(TorchDispatchMode):
         self._streams = KeyedStreams(seed)
         self._infos: dict[object, _OpInfo] = {}
         self._depth = 0
+        self._extension = None  # the fused CPU kernels, resolved on first use
 
     # -- context management -------------------------------------------------------------------
     def __enter__(self):
@@ -202,7 +234,8 @@ class StochasticArithmetic(TorchDispatchMode):
         ) + UNDECLARED_WRITES.get(packet_name(func), ())
         fresh = tuple(i for i, r in enumerate(schema.returns) if r.alias_info is None)
         returns_alias = len(fresh) < len(schema.returns)
-        return _OpInfo(self._policy(func, written, fresh), written, fresh, returns_alias)
+        policy = self._policy(func, written, fresh)
+        return _OpInfo(packet_name(func), policy, written, fresh, returns_alias)
 
     def _policy(self, func, written, fresh) -> Policy:
         name, overload = packet_name(func), str(func)
@@ -233,7 +266,7 @@ class StochasticArithmetic(TorchDispatchMode):
         info = self._info(func)
         if info.policy is Policy.SKIP:
             return func(*args, **kwargs)
-        if packet_name(func) == _TO_COPY:
+        if info.name == _TO_COPY:
             return self._to_copy(func, args, kwargs)
         if self.wide and self.mode in (Mode.SR, Mode.RR):
             return self._stochastic_call(func, info, args, kwargs)
@@ -242,7 +275,7 @@ class StochasticArithmetic(TorchDispatchMode):
         if targets:
             with _isolated():
                 for tensor in targets:
-                    self._perturb_in_place(tensor, packet_name(func))
+                    self._perturb_in_place(tensor, info.name)
         return out
 
     def _next_stream(self, op: str) -> int:
@@ -254,10 +287,15 @@ class StochasticArithmetic(TorchDispatchMode):
         return counter
 
     def _perturb_in_place(self, y: torch.Tensor, op: str) -> None:
-        """Apply rr or ud to a working-precision result, in place."""
+        """Apply the mode to a working-precision result, in place (sr: at ``t < p`` only)."""
         counter = self._next_stream(op)
         t = self.precision[y.dtype]
-        if self.mode is Mode.RR:
+        if self.mode is Mode.SR and t >= SIGNIFICAND_BITS[y.dtype]:
+            return  # fp64 results at full precision: nothing wider to round from
+        ext = self._native(y)
+        if ext is not None:
+            ext.perturb_(y, native.KIND[self.mode.value], t, self._streams.kernel_seed(counter))
+        elif self.mode is Mode.RR:
             if self._fused(y) and triton_kernels.random_rounding_(
                 y, t, self._streams.kernel_seed(counter)
             ):
@@ -267,13 +305,20 @@ class StochasticArithmetic(TorchDispatchMode):
         elif self.mode is Mode.UD:
             if self._fused(y) and triton_kernels.up_down_(y, self._streams.kernel_seed(counter)):
                 return
-            rounding.up_down_fast_(y, self._streams.signs(y, counter))
-        elif self.mode is Mode.SR:  # fp64 results at t < 53, rounded from themselves
-            if t < SIGNIFICAND_BITS[y.dtype]:
-                y.copy_(self._stochastic_round(y, y.dtype, counter))
+            rounding.up_down_(y, self._streams.bits(y, counter))
+        elif self.mode is Mode.SR:
+            y.copy_(self._stochastic_round(y, y.dtype, counter))
 
     def _fused(self, y: torch.Tensor) -> bool:
         return self.use_triton and y.is_cuda and y.is_contiguous() and triton_kernels.AVAILABLE
+
+    def _native(self, y: torch.Tensor):
+        """The fused CPU extension when it applies to ``y``, else None."""
+        if self.native and y.device.type == "cpu" and y.is_contiguous():
+            if self._extension is None:
+                self._extension = native.extension() or False
+            return self._extension or None
+        return None
 
     def _stochastic_round(self, wide: torch.Tensor, dtype: torch.dtype, counter: int):
         t = self.precision[dtype]
@@ -289,8 +334,12 @@ class StochasticArithmetic(TorchDispatchMode):
     def _sr_from_wide(self, wide: torch.Tensor, dtype: torch.dtype, op: str) -> torch.Tensor:
         """Round an exact (wider-type) result into ``dtype`` under rr or sr."""
         counter = self._next_stream(op)
+        t = self.precision[dtype]
+        ext = self._native(wide)
+        if ext is not None:
+            kind = native.KIND[self.mode.value]
+            return ext.round_from_wide(wide, dtype, kind, t, self._streams.kernel_seed(counter))
         if self.mode is Mode.RR:
-            t = self.precision[dtype]
             y = wide.clone()
             rounding.random_rounding_(y, t, self._streams.centred_uniform(y, counter, y.dtype))
             return y.to(dtype)  # round to nearest into the working type
@@ -317,8 +366,8 @@ class StochasticArithmetic(TorchDispatchMode):
 
     def _stochastic_call(self, func, info: _OpInfo, args, kwargs):
         """Recompute the op in the wider type and round each written result stochastically."""
-        op = packet_name(func)
-        leaves, _ = tree_flatten((args, kwargs))
+        op = info.name
+        leaves = _leaves((args, kwargs), [])
         dtypes = {x.dtype for x in leaves if isinstance(x, torch.Tensor)}
         widen = {d: WIDER[d] for d in dtypes if d in WIDER}
         if not widen:
@@ -345,15 +394,18 @@ class StochasticArithmetic(TorchDispatchMode):
             return x
 
         with _isolated():
-            wide_args, wide_kwargs = tree_map(to_wide, (args, kwargs))
+            wide_args, wide_kwargs = _map(to_wide, (args, kwargs))
         try:
-            wide_out = func(*wide_args, **wide_kwargs)
+            with _isolated():
+                wide_out = wide_ops.call(op, wide_args, wide_kwargs)
+            if wide_out is None:
+                wide_out = func(*wide_args, **wide_kwargs)
         except (RuntimeError, NotImplementedError):  # no kernel for the wider dtype
             self.sr_fallbacks[op] += 1
             return func(*args, **kwargs)
         if unambiguous and not info.written_args and not info.returns_alias:
             with _isolated():
-                return tree_map(
+                return _map(
                     lambda x: (
                         self._sr_from_wide(x, narrow[x.dtype], op)
                         if isinstance(x, torch.Tensor) and x.dtype in narrow

@@ -1,12 +1,16 @@
 """The engine's own keyed random streams.
 
 Every perturbed tensor draws from a stream keyed by ``(seed, counter)``: the key is hashed with
-SplitMix64 into a 63-bit stream seed. On CUDA a private ``torch.Generator`` (Philox, counter
+SplitMix64 into a 63-bit stream key. On CUDA a private ``torch.Generator`` (Philox, counter
 based) is re-seeded with it; the fused Triton kernels use Triton's Philox with the same key. On
-CPU the words come from numpy's SFC64 bit generator with its state set from the key
-(``random_raw``; SFC64's output function is fixed, so streams are stable across versions): 3-4x faster than torch's CPU Mersenne Twister, which
-dominated the engine's cost. Torch's and numpy's global RNGs are never read or advanced, and the
-same ``(seed, counter)`` always gives the same numbers on the same device.
+CPU element ``i`` of the stream with key ``k`` gets the 64-bit word
+``mix64(k + (i + 1) * 0x9E3779B97F4A7C15)``, the ``i``-th output of SplitMix64 seeded with ``k``
+(Steele, Lea and Flood 2014): any element is reachable directly, so the fused C++ kernels
+(:mod:`harness.perturb.native`) and this numpy code draw the same words. Torch's and numpy's
+global RNGs are never read or advanced, and the same ``(seed, counter)`` always gives the same
+numbers on the same device.
+
+From a word ``w``: a uniform ``u = (w >> 12) 2^-52`` in ``[0, 1)``; a fair bit, ``w``'s top bit.
 """
 
 from __future__ import annotations
@@ -30,6 +34,30 @@ def stream_key(seed: int, counter: int) -> int:
     return splitmix64(splitmix64(seed & _MASK64) ^ (counter & _MASK64)) >> 1
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def stream_words(key: int, count: int) -> np.ndarray:
+    """Words ``0 .. count-1`` of the CPU stream with 64-bit ``key`` (uint64, wrapping arithmetic)."""
+    z = np.arange(1, count + 1, dtype=np.uint64)
+    z *= _GOLDEN
+    z += np.uint64(key & _MASK64)
+    z ^= z >> np.uint64(30)
+    z *= _MIX1
+    z ^= z >> np.uint64(27)
+    z *= _MIX2
+    z ^= z >> np.uint64(31)
+    return z
+
+
+def uniform_from_words(words: np.ndarray) -> np.ndarray:
+    """``(w >> 12) 2^-52`` in ``[0, 1)``: the top 52 bits as the fraction of a double in
+    ``[1, 2)``, minus one (exact)."""
+    return ((words >> np.uint64(12)) | np.uint64(0x3FF0000000000000)).view(np.float64) - 1.0
+
+
 class KeyedStreams:
     """Random numbers for the ``counter``-th perturbed tensor of a run with ``seed``.
 
@@ -42,8 +70,6 @@ class KeyedStreams:
     def __init__(self, seed: int):
         self.seed = int(seed)
         self._generators: dict[torch.device, torch.Generator] = {}
-        self._cpu_bits: np.random.SFC64 | None = None
-        self._cpu_state: dict | None = None
 
     def generator(self, device: torch.device, counter: int) -> torch.Generator:
         """Return this device's private generator, positioned at the start of stream ``counter``."""
@@ -55,69 +81,37 @@ class KeyedStreams:
         return gen
 
     def _words(self, counter: int, count: int) -> np.ndarray:
-        """``count`` random 64-bit words of CPU stream ``counter``.
-
-        The SFC64 state is set from the key directly (a, b, c = three SplitMix64 outputs,
-        counter 1, then 12 discarded outputs as numpy's own seeding does): 5x cheaper than
-        ``SFC64(seed)``, whose SeedSequence dominated the cost of small tensors.
-        """
-        a = stream_key(self.seed, counter)
-        b = splitmix64(a)
-        c = splitmix64(b)
-        if self._cpu_state is None:
-            self._cpu_bits = np.random.SFC64(0)
-            self._cpu_state = self._cpu_bits.state
-        self._cpu_state["state"]["state"] = np.array([a, b, c, 1], dtype=np.uint64)
-        self._cpu_bits.state = self._cpu_state
-        self._cpu_bits.random_raw(12)
-        return self._cpu_bits.random_raw(count)
+        """``count`` random 64-bit words of CPU stream ``counter``."""
+        return stream_words(stream_key(self.seed, counter), count)
 
     def centred_uniform(
         self, like: torch.Tensor, counter: int, dtype: torch.dtype | None = None
     ) -> torch.Tensor:
-        """``xi ~ U[-1/2, 1/2)`` of ``like``'s shape and device, on a grid of ``2^-24`` (fp32
-        and narrower) or ``2^-53`` (fp64)."""
-        dtype = dtype or like.dtype
+        """``xi ~ U[-1/2, 1/2)`` of ``like``'s shape and device.
+
+        On CPU always fp64 on a grid of ``2^-52`` (the fused kernels' numbers); on CUDA in
+        ``dtype`` (default ``like.dtype``) from torch's Philox generator.
+        """
         if like.device.type != "cpu":
-            out = torch.empty(like.shape, dtype=dtype, device=like.device)
+            out = torch.empty(like.shape, dtype=dtype or like.dtype, device=like.device)
             return out.uniform_(-0.5, 0.5, generator=self.generator(like.device, counter))
-        n = like.numel()
-        if dtype == torch.float64:  # top 53 bits of a signed word: [-2^52, 2^52) * 2^-53
-            words = torch.from_numpy(self._words(counter, n).view(np.int64))
-            return (words >> 11).to(dtype).mul_(2.0**-53).reshape(like.shape)
-        words = torch.from_numpy(self._words(counter, (n + 1) // 2).view(np.int32)[:n])
-        return (words >> 8).to(dtype).mul_(2.0**-24).reshape(like.shape)
+        return self.uniform(like, counter).sub_(0.5)
 
     def uniform(self, like: torch.Tensor, counter: int) -> torch.Tensor:
-        """``u ~ U[0, 1)`` (fp32, grid ``2^-24``) of ``like``'s shape and device."""
+        """``u ~ U[0, 1)`` of ``like``'s shape and device: fp64 on a grid of ``2^-52`` on CPU,
+        fp32 on CUDA."""
         if like.device.type != "cpu":
             gen = self.generator(like.device, counter)
             return torch.rand(like.shape, device=like.device, generator=gen)
-        return self.centred_uniform(like, counter, torch.float32).add_(0.5)
-
-    def signs(self, like: torch.Tensor, counter: int, magnitude: float = 0.6) -> torch.Tensor:
-        """``+-magnitude`` with probability 1/2 each, in ``like``'s dtype, shape and device.
-
-        On CPU the sign bit of each random 32-bit word is kept and the other bits replaced by
-        ``magnitude``'s (two integer passes, no conversion).
-        """
-        if like.device.type != "cpu":
-            up = self.bits(like, counter)
-            return torch.where(up, magnitude, -magnitude).to(like.dtype)
-        n = like.numel()
-        words = torch.from_numpy(self._words(counter, (n + 1) // 2).view(np.int32)[:n])
-        pattern = int(np.array(magnitude, dtype=np.float32).view(np.int32))
-        signed = words.bitwise_and_(-(2**31)).bitwise_or_(pattern).view(torch.float32)
-        return signed.reshape(like.shape).to(like.dtype)
+        words = self._words(counter, like.numel())
+        return torch.from_numpy(uniform_from_words(words)).reshape(like.shape)
 
     def bits(self, like: torch.Tensor, counter: int) -> torch.Tensor:
-        """Fair random booleans of ``like``'s shape and device (one random bit each)."""
+        """Fair random booleans of ``like``'s shape and device (the words' top bits on CPU)."""
         if like.device.type != "cpu":
             return self.uniform(like, counter) < 0.5
-        n = like.numel()
-        words = self._words(counter, (n + 63) // 64)
-        unpacked = np.unpackbits(words.view(np.uint8), count=n)
-        return torch.from_numpy(unpacked).view(torch.bool).reshape(like.shape)
+        top = (self._words(counter, like.numel()) >> np.uint64(63)).astype(np.bool_)
+        return torch.from_numpy(top).reshape(like.shape)
 
     def kernel_seed(self, counter: int) -> int:
         """The integer seed a fused kernel (Philox in Triton) uses for stream ``counter``."""

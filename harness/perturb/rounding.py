@@ -103,9 +103,10 @@ def stochastic_rounding(
 ) -> torch.Tensor:
     """Round ``y_wide`` stochastically to ``t`` significand bits of ``dtype``.
 
-    With ``lo <= y <= hi`` the neighbouring ``t``-bit values, the result is ``hi`` with
-    probability ``(y - lo) / (hi - lo)`` (exactly: when ``uniform < (y - lo) / (hi - lo)``),
-    else ``lo``. Unbiased; values already on the ``t``-bit grid stay exact. The grid spacing is
+    With ``lo <= |y| <= hi`` the neighbouring ``t``-bit magnitudes, the result is ``hi`` (with
+    ``y``'s sign) with probability ``(|y| - lo) / (hi - lo)`` (exactly: when
+    ``uniform < (|y| - lo) / (hi - lo)``), else ``lo``: the same distribution as rounding the
+    signed value up with probability ``(y - lo) / (hi - lo)``. Unbiased; values already on the ``t``-bit grid stay exact. The grid spacing is
     ``2^(e(y) - t)``, never finer than ``dtype``'s subnormal spacing. Values beyond ``dtype``'s
     range round to inf; inf and NaN pass through.
 
@@ -124,11 +125,11 @@ def stochastic_rounding(
         raise ValueError(f"y_wide ({y_wide.dtype}) must be at least as wide as {dtype}")
     spacing = exponent_scale(y_wide).mul_(2.0 ** (1 - t))
     spacing.clamp_(min=smallest_spacing(dtype))
-    scaled = y_wide / spacing  # exact: division by a power of two
+    scaled = y_wide.abs().div_(spacing)  # exact: division by a power of two
     lower = torch.floor(scaled)
-    scaled.sub_(lower)  # fraction (y - lo) / (hi - lo), exact
+    scaled.sub_(lower)  # fraction (|y| - lo) / (hi - lo), exact
     lower.add_(uniform < scaled).mul_(spacing)
-    rounded = torch.where(torch.isfinite(y_wide), lower, y_wide)
+    rounded = torch.where(torch.isfinite(y_wide), lower.copysign_(y_wide), y_wide)
     return rounded.to(dtype)
 
 
@@ -143,20 +144,6 @@ def up_down_(y: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     step = away_from_zero.to(layout.int_dtype).mul_(2).sub_(1).mul_(movable)
     bits.add_(step)
     return y
-
-
-def up_down_fast_(y: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-    """In place: ``y <- RN(y + d 2^(e(y)-1) 2^(1-p))`` with ``d = +-0.6`` (``direction``).
-
-    For every normal ``y`` this is ``nextafter(y, sign(d) inf)``: ``0.6`` ulp is past the
-    half-way point to the neighbour on the ulp grid of ``y``'s binade, and on the way down from
-    a power of two (neighbour half an ulp below) ``0.6`` ulp is 1.2 of the finer spacing, which
-    still rounds to that neighbour. One fused pass instead of the integer method's dozen;
-    zero and subnormals have a zero scale and are left unchanged (documented limit), inf and
-    NaN stay. ``direction`` must have ``y``'s dtype.
-    """
-    p = SIGNIFICAND_BITS[y.dtype]
-    return y.addcmul_(direction, exponent_scale(y), value=2.0 ** (1 - p))
 
 
 def up_down(y: torch.Tensor, bit: torch.Tensor) -> torch.Tensor:
