@@ -26,7 +26,7 @@ ENGINE_KWARGS = {
     "sr-rounded-t22": {"mode": "sr", "wide": False, "precision": 22},
 }
 SETTINGS = {
-    "cpu": {"batch": 2, "channels": 64, "size": 64, "blocks": 4, "rounds": 7},
+    "cpu": {"batch": 2, "channels": 64, "size": 64, "blocks": 4, "rounds": 15},
     "cuda": {"batch": 16, "channels": 64, "size": 128, "blocks": 4, "rounds": 10},
 }
 _IEEE_MIN: dict[str, float] = {}
