@@ -110,7 +110,8 @@ class StochasticArithmetic(TorchDispatchMode):
     Parameters
     ----------
     mode : {"ieee", "rr", "sr", "ud"} or Mode
-        ``ieee`` leaves every result bitwise unchanged; ``rr`` MCA random rounding
+        ``ieee`` leaves every result bitwise unchanged (the context installs nothing, so it
+        costs nothing); ``rr`` MCA random rounding
         ``fl(y + 2^(e(y)-t) xi)`` and ``sr`` stochastic rounding, both of the op's result
         recomputed in the wider type (see ``wide``); ``ud`` one ulp up or down with probability
         1/2. See design.md §3.
@@ -207,13 +208,14 @@ class StochasticArithmetic(TorchDispatchMode):
                     "StochasticArithmetic contexts cannot be nested: another one is already "
                     f"active (mode={others[0].mode.value!r})"
                 )
-            super().__enter__()
+            if self.mode is not Mode.IEEE:  # ieee changes nothing: skip the dispatch overhead
+                super().__enter__()
         self._depth += 1
         return self
 
     def __exit__(self, exc_type, exc_val, exc_tb):
         self._depth -= 1
-        if self._depth == 0:
+        if self._depth == 0 and self.mode is not Mode.IEEE:
             super().__exit__(exc_type, exc_val, exc_tb)
         return False
 
