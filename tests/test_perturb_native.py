@@ -153,3 +153,18 @@ def test_unbuildable_extension_warns_and_falls_back(monkeypatch):
     monkeypatch.undo()
     assert native.extension() is not None
     assert all(torch.equal(a, b) for a, b in zip(fallback, training_step("sr", 2), strict=True))
+
+
+def test_streams_are_uncorrelated_within_and_across_keys():
+    """Lag-1 correlation within a stream, and correlation between the streams of adjacent
+    counters and of two seeds, stay within 5 standard errors of 0."""
+    n = 100_000
+    bound = 5 / np.sqrt(n)
+
+    def u(seed: int, counter: int) -> np.ndarray:
+        return uniform_from_words(stream_words(stream_key(seed, counter), n))
+
+    first = u(0, 0)
+    assert abs(np.corrcoef(first[:-1], first[1:])[0, 1]) < bound
+    for other in (u(0, 1), u(0, 2), u(1, 0)):
+        assert abs(np.corrcoef(first, other)[0, 1]) < bound
