@@ -168,3 +168,19 @@ def test_streams_are_uncorrelated_within_and_across_keys():
     assert abs(np.corrcoef(first[:-1], first[1:])[0, 1]) < bound
     for other in (u(0, 1), u(0, 2), u(1, 0)):
         assert abs(np.corrcoef(first, other)[0, 1]) < bound
+
+
+def test_unwritable_cache_warns_and_falls_back(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("HARNESS_KERNELS_CACHE", str(blocker / "cache"))
+    native._loaded.cache_clear()
+    native.load.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="HARNESS_KERNELS_CACHE"):
+            assert native.extension() is None
+    finally:
+        monkeypatch.undo()
+        native._loaded.cache_clear()
+        native.load.cache_clear()
+    assert native.extension() is not None  # loads again from the usual cache

@@ -60,6 +60,18 @@ def cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "harness" / "kernels"
 
 
+def make_build_dir(path: Path) -> Path:
+    """Create a build folder under the cache, or raise :class:`MissingDependencyError`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MissingDependencyError(
+            f"the kernel cache {path} cannot be created ({exc}); set HARNESS_KERNELS_CACHE "
+            "to a writable folder"
+        ) from exc
+    return path
+
+
 def source_hash() -> str:
     """Short hash of every kernel source file: a changed source gives a new cached build."""
     digest = hashlib.sha256()
@@ -117,7 +129,7 @@ def _compile_c_object(mode: KernelMode, variant: BuildVariant, build_dir: Path) 
     obj = build_dir / f"kernels_cpu_{mode.value}_{variant.value}.o"
     if obj.exists():
         return obj
-    build_dir.mkdir(parents=True, exist_ok=True)
+    make_build_dir(build_dir)
     tmp = obj.with_suffix(f".{os.getpid()}.o")
     cmd = [compiler, *_c_flags(mode, variant), "-I", str(SOURCE_DIR), "-c"]
     cmd += [str(SOURCE_DIR / C_SOURCE), "-o", str(tmp)]
@@ -182,8 +194,7 @@ def load_extension(mode="ieee", variant="native", verbose: bool = False) -> Modu
     with_cuda = torch.cuda.is_available() and cpp_extension.CUDA_HOME is not None
     name = extension_name(mode, variant, with_cuda)
     tag = f"torch{torch.__version__.replace('+', '_')}-{source_hash()}"
-    build_dir = cache_dir() / tag / name
-    build_dir.mkdir(parents=True, exist_ok=True)
+    build_dir = make_build_dir(cache_dir() / tag / name)
     obj = _compile_c_object(mode, variant, build_dir)
     defines = [f"-DHARNESS_MODE_{mode.name}"]
     sources = [str(SOURCE_DIR / BINDING)]

@@ -70,11 +70,10 @@ def load(verbose: bool = False) -> ModuleType:
     """
     from torch.utils import cpp_extension
 
-    from harness.kernels.build import _check_cxx_toolchain
+    from harness.kernels.build import _check_cxx_toolchain, make_build_dir
 
     _check_cxx_toolchain()
-    build_dir = _build_dir()
-    build_dir.mkdir(parents=True, exist_ok=True)
+    build_dir = make_build_dir(_build_dir())
     if not any(build_dir.glob("*.so")):
         print(
             "harness: compiling the CPU perturbation kernels (once per machine)...", file=sys.stderr
