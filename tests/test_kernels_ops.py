@@ -120,3 +120,26 @@ def test_bad_inputs_raise_input_error():
         conv2d(x, w[:, :2])
     with pytest.raises(InputError, match="stride"):
         conv2d(x, w, stride=(1, 2, 3))
+
+
+def test_build_dir_removes_a_stale_lock_and_reports_an_unwritable_cache(tmp_path):
+    import os
+    import time
+
+    from harness.errors import MissingDependencyError
+    from harness.kernels.build import STALE_LOCK_SECONDS, make_build_dir
+
+    folder = make_build_dir(tmp_path / "a" / "b")
+    lock = folder / "lock"
+    lock.write_text("")
+    make_build_dir(folder)  # a fresh lock belongs to a running build: kept
+    assert lock.exists()
+    old = time.time() - STALE_LOCK_SECONDS - 60
+    os.utime(lock, (old, old))
+    with pytest.warns(RuntimeWarning, match="stale build lock"):
+        make_build_dir(folder)
+    assert not lock.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(MissingDependencyError, match="HARNESS_KERNELS_CACHE"):
+        make_build_dir(blocker / "cache")

@@ -210,6 +210,13 @@ def test_state_restored_on_error_and_reentrant():
         with pytest.raises(InputError, match="nested"):
             with StochasticArithmetic("sr"):
                 pass
+    for outer, inner in (("ieee", "rr"), ("rr", "ieee")):  # ieee installs no dispatch mode
+        with StochasticArithmetic(outer):
+            with pytest.raises(InputError, match="nested"):
+                with StochasticArithmetic(inner):
+                    pass
+    with StochasticArithmetic("sr"):  # every context was left
+        pass
 
 
 def test_narrowing_conversion_is_rounded_widening_is_not():

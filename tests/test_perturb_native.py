@@ -30,16 +30,20 @@ def _values(n: int, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
     low, high = np.log(info.smallest_normal) + 1, np.log(info.max) - 1
     mags = torch.exp(torch.empty(n, dtype=torch.float64).uniform_(low, high, generator=g))
     signs = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0).double()
-    tiny = torch.tensor([info.smallest_normal * info.eps * k for k in (1, 3, 100)])
+    # subnormals with every significand bit in use, and a few short ones
+    steps = torch.randint(1, 2 ** (SIGNIFICAND_BITS[dtype] - 1), (200,), generator=g).double()
+    tiny = torch.cat([steps, torch.tensor([1.0, 3.0, 100.0])]) * (info.smallest_normal * info.eps)
     specials = torch.tensor([0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1.0, -2.0])
-    return torch.cat([mags * signs, tiny.double(), -tiny.double(), specials.double()]).to(dtype)
+    return torch.cat([mags * signs, tiny, -tiny, specials.double()]).to(dtype)
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bitwise equality, NaNs and the sign of zero included."""
     return (
         a.dtype == b.dtype
         and torch.equal(a.nan_to_num(0.5), b.nan_to_num(0.5))
         and bool((a.isnan() == b.isnan()).all())
+        and bool((torch.signbit(a) == torch.signbit(b))[~a.isnan()].all())
     )
 
 
@@ -184,3 +188,23 @@ def test_unwritable_cache_warns_and_falls_back(monkeypatch, tmp_path):
         native._loaded.cache_clear()
         native.load.cache_clear()
     assert native.extension() is not None  # loads again from the usual cache
+
+
+@pytest.mark.parametrize("mode", ["rr", "sr"])
+def test_fp16_to_bf16_conversion_is_rounded_by_both_paths(mode):
+    x = _values(5000, torch.float16, seed=8)
+    x = x[x.isfinite()]
+    results = []
+    for use_native in (True, False):
+        with StochasticArithmetic(mode, seed=4, precision=5, native=use_native):
+            results.append(x.to(torch.bfloat16))
+    assert _same(*results)
+
+
+@pytest.mark.parametrize("native_kernels", [True, False])
+@pytest.mark.parametrize("wide", [True, False])
+def test_rr_keeps_the_sign_of_zero(native_kernels, wide):
+    x = torch.full((64,), -0.0)
+    with StochasticArithmetic("rr", seed=0, precision=10, wide=wide, native=native_kernels):
+        y = x * 1.0
+    assert torch.signbit(y).all() and (y == 0).all()

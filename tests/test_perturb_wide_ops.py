@@ -102,3 +102,17 @@ def test_engine_uses_the_fast_kernels(monkeypatch):
         conv(x).square().sum().backward()
     assert ("aten.convolution", True) in calls
     assert ("aten.convolution_backward", True) in calls
+
+
+def test_channels_last_inputs_keep_their_memory_format():
+    x, w, b, y, grad = _data(3, 1, 1)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    w_cl = w.contiguous(memory_format=torch.channels_last)
+    conv_args = (x_cl, w_cl, b, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+    out = wide_ops.call("aten.convolution", conv_args, {})
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, y, rtol=1e-13, atol=1e-12)
+    back = (grad, x_cl, w_cl, [4], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, True, True])
+    grad_input, grad_weight, _ = wide_ops.call("aten.convolution_backward", back, {})
+    assert grad_input.is_contiguous(memory_format=torch.channels_last)
+    assert grad_weight.is_contiguous(memory_format=torch.channels_last)

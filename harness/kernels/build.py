@@ -14,6 +14,8 @@ import hashlib
 import os
 import shutil
 import subprocess
+import time
+import warnings
 from enum import Enum
 from functools import cache
 from pathlib import Path
@@ -60,8 +62,13 @@ def cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "harness" / "kernels"
 
 
+#: a build lock older than this was left by a killed build (torch's FileBaton waits forever)
+STALE_LOCK_SECONDS = 600
+
+
 def make_build_dir(path: Path) -> Path:
-    """Create a build folder under the cache, or raise :class:`MissingDependencyError`."""
+    """Create a build folder under the cache, or raise :class:`MissingDependencyError`; remove
+    the lock of a build that was killed (older than :data:`STALE_LOCK_SECONDS`)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -69,6 +76,13 @@ def make_build_dir(path: Path) -> Path:
             f"the kernel cache {path} cannot be created ({exc}); set HARNESS_KERNELS_CACHE "
             "to a writable folder"
         ) from exc
+    lock = path / "lock"
+    try:
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+            warnings.warn(f"removing the stale build lock {lock}", RuntimeWarning, stacklevel=2)
+            lock.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
     return path
 
 
@@ -216,7 +230,7 @@ def load_extension(mode="ieee", variant="native", verbose: bool = False) -> Modu
             verbose=verbose,
             with_cuda=with_cuda,
         )
-    except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+    except (RuntimeError, subprocess.CalledProcessError, OSError, ImportError) as exc:
         raise MissingDependencyError(
             f"building the harness kernel extension {name} failed: {exc}"
         ) from exc

@@ -13,6 +13,7 @@ Wiring only: the math lives in :mod:`~harness.perturb.rounding`, random streams 
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from dataclasses import dataclass
 
@@ -20,7 +21,6 @@ import torch
 from torch.utils._python_dispatch import (
     TorchDispatchMode,
     _disable_current_modes,
-    _get_current_dispatch_mode_stack,
     _len_torch_dispatch_stack,
 )
 
@@ -198,25 +198,24 @@ class StochasticArithmetic(TorchDispatchMode):
     # -- context management -------------------------------------------------------------------
     def __enter__(self):
         if self._depth == 0:
-            others = [
-                m
-                for m in _get_current_dispatch_mode_stack()
-                if isinstance(m, StochasticArithmetic) and m is not self
-            ]
-            if others:
+            active = _active_contexts()
+            if active:
                 raise InputError(
                     "StochasticArithmetic contexts cannot be nested: another one is already "
-                    f"active (mode={others[0].mode.value!r})"
+                    f"active (mode={active[0].mode.value!r})"
                 )
             if self.mode is not Mode.IEEE:  # ieee changes nothing: skip the dispatch overhead
                 super().__enter__()
+            active.append(self)
         self._depth += 1
         return self
 
     def __exit__(self, exc_type, exc_val, exc_tb):
         self._depth -= 1
-        if self._depth == 0 and self.mode is not Mode.IEEE:
-            super().__exit__(exc_type, exc_val, exc_tb)
+        if self._depth == 0:
+            _active_contexts().remove(self)
+            if self.mode is not Mode.IEEE:
+                super().__exit__(exc_type, exc_val, exc_tb)
         return False
 
     # -- policy -------------------------------------------------------------------------------
@@ -337,7 +336,8 @@ class StochasticArithmetic(TorchDispatchMode):
         """Round an exact (wider-type) result into ``dtype`` under rr or sr."""
         counter = self._next_stream(op)
         t = self.precision[dtype]
-        ext = self._native(wide)
+        # the kernels read fp64 or fp32 results (an fp16 -> bf16 conversion has neither)
+        ext = self._native(wide) if wide.dtype in (torch.float64, torch.float32) else None
         if ext is not None:
             kind = native.KIND[self.mode.value]
             return ext.round_from_wide(wide, dtype, kind, t, self._streams.kernel_seed(counter))
@@ -397,14 +397,14 @@ class StochasticArithmetic(TorchDispatchMode):
 
         with _isolated():
             wide_args, wide_kwargs = _map(to_wide, (args, kwargs))
-        try:
-            with _isolated():
-                wide_out = wide_ops.call(op, wide_args, wide_kwargs)
-            if wide_out is None:
+        with _isolated():
+            wide_out = wide_ops.call(op, wide_args, wide_kwargs)
+        if wide_out is None:
+            try:
                 wide_out = func(*wide_args, **wide_kwargs)
-        except (RuntimeError, NotImplementedError):  # no kernel for the wider dtype
-            self.sr_fallbacks[op] += 1
-            return func(*args, **kwargs)
+            except (RuntimeError, NotImplementedError):  # no kernel for the wider dtype
+                self.sr_fallbacks[op] += 1
+                return func(*args, **kwargs)
         if unambiguous and not info.written_args and not info.returns_alias:
             with _isolated():
                 return _map(
@@ -445,6 +445,17 @@ class StochasticArithmetic(TorchDispatchMode):
     def history_json(self) -> str:
         """:meth:`stats` as a JSON string."""
         return json.dumps(self.stats(), sort_keys=True)
+
+
+_ACTIVE = threading.local()
+
+
+def _active_contexts() -> list:
+    """This thread's entered StochasticArithmetic contexts (ieee ones install no dispatch mode,
+    so the dispatch-mode stack alone would not see them)."""
+    if not hasattr(_ACTIVE, "contexts"):
+        _ACTIVE.contexts = []
+    return _ACTIVE.contexts
 
 
 def _arg(args, kwargs, position: int, name: str):

@@ -87,7 +87,7 @@ def load(verbose: bool = False) -> ModuleType:
             build_directory=str(build_dir),
             verbose=verbose,
         )
-    except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+    except (RuntimeError, subprocess.CalledProcessError, OSError, ImportError) as exc:
         raise MissingDependencyError(
             f"building the CPU perturbation kernels failed: {exc}"
         ) from exc

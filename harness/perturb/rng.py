@@ -4,11 +4,12 @@ Every perturbed tensor draws from a stream keyed by ``(seed, counter)``: the key
 SplitMix64 into a 63-bit stream key. On CUDA a private ``torch.Generator`` (Philox, counter
 based) is re-seeded with it; the fused Triton kernels use Triton's Philox with the same key. On
 CPU element ``i`` of the stream with key ``k`` gets the 64-bit word
-``mix64(k + (i + 1) * 0x9E3779B97F4A7C15)``, the ``i``-th output of SplitMix64 seeded with ``k``
-(Steele, Lea and Flood 2014): any element is reachable directly, so the fused C++ kernels
-(:mod:`harness.perturb.native`) and this numpy code draw the same words. Torch's and numpy's
-global RNGs are never read or advanced, and the same ``(seed, counter)`` always gives the same
-numbers on the same device.
+``mix64(k xor (i + 1) * 0x9E3779B97F4A7C15)``, ``mix64`` being SplitMix64's output function
+(Steele, Lea and Flood 2014): a counter-based hash, so the fused C++ kernels
+(:mod:`harness.perturb.native`) and this numpy code draw the same words and reach any element
+directly, and (unlike SplitMix64's own ``k + i * gamma`` sequence) the streams of two keys are
+never shifted copies of each other. Torch's and numpy's global RNGs are never read or advanced,
+and the same ``(seed, counter)`` always gives the same numbers on the same device.
 
 From a word ``w``: a uniform ``u = (w >> 12) 2^-52`` in ``[0, 1)``; a fair bit, ``w``'s top bit.
 """
@@ -40,10 +41,11 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 def stream_words(key: int, count: int) -> np.ndarray:
-    """Words ``0 .. count-1`` of the CPU stream with 64-bit ``key`` (uint64, wrapping arithmetic)."""
+    """Words ``0 .. count-1`` of the CPU stream with 64-bit ``key``: ``mix64(key ^ (i + 1) gamma)``
+    in wrapping uint64 arithmetic."""
     z = np.arange(1, count + 1, dtype=np.uint64)
     z *= _GOLDEN
-    z += np.uint64(key & _MASK64)
+    z ^= np.uint64(key & _MASK64)
     z ^= z >> np.uint64(30)
     z *= _MIX1
     z ^= z >> np.uint64(27)

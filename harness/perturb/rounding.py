@@ -60,17 +60,20 @@ def exponent_scale(y: torch.Tensor) -> torch.Tensor:
 
 
 def random_rounding_(y: torch.Tensor, t: int, xi: torch.Tensor) -> torch.Tensor:
-    """In place: ``y <- fl(y + 2^(e(y) - t) xi)``; ``xi`` in ``[-1/2, 1/2)`` is overwritten.
+    """In place: ``y <- fl(y + 2^(e(y) - t) xi)``, ``xi`` in ``[-1/2, 1/2)``; zeros keep their sign.
 
     fp32 with fp32 ``xi`` (24-bit uniforms) is computed in fp32: the exact sum then fits in
     48 bits, so fp64 evaluation followed by round-to-nearest gives the same bits as one fp32
     addition. Other dtype combinations are evaluated in fp64 and rounded to nearest.
     """
+    negative_zero = (y == 0) & torch.signbit(y)  # -0 + (+0) would give +0
     if xi.dtype == y.dtype and y.dtype in (torch.float32, torch.float64):
         # one pass: y + (2^(1-t) xi) 2^(e-1); every product is exact (powers of two)
-        return y.addcmul_(xi, exponent_scale(y), value=2.0 ** (1 - t))
-    noise = xi.to(torch.float64).mul_(exponent_scale(y).to(torch.float64))
-    return y.copy_(y.to(torch.float64).add_(noise, alpha=2.0 ** (1 - t)))
+        y.addcmul_(xi, exponent_scale(y), value=2.0 ** (1 - t))
+    else:
+        noise = xi.to(torch.float64).mul_(exponent_scale(y).to(torch.float64))
+        y.copy_(y.to(torch.float64).add_(noise, alpha=2.0 ** (1 - t)))
+    return y.masked_fill_(negative_zero, -0.0)
 
 
 def random_rounding(y: torch.Tensor, t: int, uniform: torch.Tensor) -> torch.Tensor:

@@ -80,11 +80,14 @@ if AVAILABLE:  # pragma: no cover - needs CUDA
         spacing = bits.to(y.dtype, bitcast=True) * alpha
         tiny = tl.full((BLOCK,), TINY, INT).to(y.dtype, bitcast=True)
         spacing = tl.maximum(spacing, tiny)
-        scaled = tl.div_rn(y, spacing)  # exact: a power of two (the default '/' is approximate)
+        # the magnitude, rounded away from zero with probability frac (as in rounding.py)
+        scaled = tl.div_rn(tl.abs(y), spacing)  # exact: a power of two ('/' is approximate)
         lower = tl.floor(scaled)
         fraction = scaled - lower
         u = tl.rand(seed, offsets.to(tl.int32))
-        rounded = (lower + (u < fraction).to(y.dtype)) * spacing
+        magnitude = (lower + (u < fraction).to(y.dtype)) * spacing
+        negative = y.to(INT, bitcast=True) < 0  # the sign bit: -0 stays -0
+        rounded = tl.where(negative, -magnitude, magnitude)
         finite = (y.to(INT, bitcast=True) & EXP) != EXP
         rounded = tl.where(finite, rounded, y)
         tl.store(out_ptr + offsets, rounded.to(out_ptr.dtype.element_ty), mask=mask)

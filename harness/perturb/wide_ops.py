@@ -43,6 +43,12 @@ def _padded_channels_last(x: torch.Tensor, padding) -> torch.Tensor:
     return out
 
 
+def _format_like(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``out`` in ``ref``'s memory format (channels-last models keep it, as with ATen)."""
+    channels_last = ref.is_contiguous(memory_format=torch.channels_last) and not ref.is_contiguous()
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
 def _output_size(size: int, kernel: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - kernel) // stride + 1
 
@@ -121,7 +127,7 @@ def conv2d_grad_input(grad_out, weight, padding) -> torch.Tensor:
 def convolution(x, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
     if not _plain_2d(x, weight, stride, padding, dilation, transposed, groups):
         return None
-    return conv2d(x, weight, bias, tuple(stride), tuple(padding))
+    return _format_like(conv2d(x, weight, bias, tuple(stride), tuple(padding)), x)
 
 
 def convolution_backward(
@@ -147,9 +153,11 @@ def convolution_backward(
         tuple(stride) != (1, 1) or any(p > k - 1 for p, k in zip(padding, kernel, strict=True))
     ):
         return None
-    grad_input = conv2d_grad_input(grad_out, weight, tuple(padding)) if want_input else None
+    grad_input = (
+        _format_like(conv2d_grad_input(grad_out, weight, tuple(padding)), x) if want_input else None
+    )
     grad_weight = (
-        conv2d_grad_weight(grad_out, x, kernel, tuple(stride), tuple(padding))
+        _format_like(conv2d_grad_weight(grad_out, x, kernel, tuple(stride), tuple(padding)), weight)
         if want_weight
         else None
     )

@@ -2,9 +2,10 @@
 // pass over memory, parallel over elements.
 //
 // Random stream: element i of the stream with 64-bit key k gets the word
-//   w_i = mix64(k + (i + 1) * 0x9E3779B97F4A7C15)
-// i.e. the i-th output of SplitMix64 seeded with k (Steele, Lea and Flood 2014), so any element
-// is reachable without generating the ones before it. harness/perturb/rng.py computes the same
+//   w_i = mix64(k xor ((i + 1) * 0x9E3779B97F4A7C15))
+// with mix64 SplitMix64's output function (Steele, Lea and Flood 2014): a counter-based hash, so
+// any element is reachable without generating the ones before it, and (unlike SplitMix64's own
+// k + i * gamma sequence) the streams of two keys are never shifted copies of each other. harness/perturb/rng.py computes the same
 // words with numpy (the fallback when this extension cannot be built, and the test oracle).
 //   uniform u = (w >> 12) * 2^-52 in [0, 1); rr noise xi = u - 1/2; ud direction = top bit.
 //
@@ -38,7 +39,7 @@ HARNESS_INLINE uint64_t mix64(uint64_t z) {
 }
 
 HARNESS_INLINE uint64_t word(uint64_t key, int64_t i) {
-  return mix64(key + static_cast<uint64_t>(i + 1) * kGolden);
+  return mix64(key ^ (static_cast<uint64_t>(i + 1) * kGolden));
 }
 
 // u in [0, 1) on a grid of 2^-52: the top 52 bits as the fraction of a double in [1, 2), minus 1
@@ -128,8 +129,11 @@ HARNESS_INLINE double random_rounding(double y, double tiny, double step, uint64
 // than finest: away from zero with probability (|y| - lo) / (hi - lo), lo <= |y| <= hi the
 // neighbouring grid points of the magnitude (the same distribution as rounding up with
 // probability (y - lo) / (hi - lo)). Branch-free so that the loops vectorise.
-HARNESS_INLINE double stochastic_rounding(double y, double step, double finest, uint64_t w) {
-  double spacing = exponent_scale(y) * step;
+HARNESS_INLINE double stochastic_rounding(double y, double tiny, double step, double finest,
+                                          uint64_t w) {
+  // subnormals of the input type have no exponent of their own: they take the finest grid
+  double scale = std::fabs(y) >= tiny ? exponent_scale(y) : 0.0;
+  double spacing = scale * step;
   spacing = spacing < finest ? finest : spacing;
   double scaled = std::fabs(y) / spacing;  // exact: a power of two; < 2^52 for finite y
   double nearest = (scaled + 0x1p52) - 0x1p52;  // round to nearest integer (|x| < 2^52)
@@ -199,7 +203,7 @@ void perturb_loop(T* data, int64_t n, int64_t kind, int t, uint64_t key) {
     } else {
       for (int64_t i = begin; i < end; ++i) {
         data[i] = narrow<T>(
-            stochastic_rounding(static_cast<double>(data[i]), step, finest, word(key, i)));
+            stochastic_rounding(static_cast<double>(data[i]), tiny, step, finest, word(key, i)));
       }
     }
   });
@@ -218,7 +222,7 @@ void from_wide_loop(const W* wide, T* out, int64_t n, int64_t kind, int t, uint6
     } else {
       for (int64_t i = begin; i < end; ++i) {
         out[i] = narrow<T>(
-            stochastic_rounding(static_cast<double>(wide[i]), step, finest, word(key, i)));
+            stochastic_rounding(static_cast<double>(wide[i]), tiny, step, finest, word(key, i)));
       }
     }
   });
