@@ -1,7 +1,8 @@
 """Training-step time of a FastSurfer-like block stack under each stochastic-arithmetic mode.
 
 Run: ``python -m pytest benchmarks/test_bench_perturb.py --benchmark-json OUT.json``.
-Each record's ``extra_info`` has the mode, device, shape, TF32 setting, the ratio of its minimum
+CPU runs use one thread (see CPU_THREADS). Each record's ``extra_info`` has the mode, device, shape,
+TF32 setting, thread count, the ratio of its minimum
 time to the ``ieee`` run's and the environment fingerprint.
 """
 
@@ -29,10 +30,23 @@ SETTINGS = {
     "cpu": {"batch": 2, "channels": 64, "size": 64, "blocks": 4, "rounds": 15},
     "cuda": {"batch": 16, "channels": 64, "size": 128, "blocks": 4, "rounds": 10},
 }
+#: CPU runs use one thread: with two, OpenMP threads of a shared 2-core machine spin against other
+#: jobs and the ratios moved by +-0.4 between runs (ud 1.13 then 1.55); with one they agree to +-0.1
+CPU_THREADS = 1
 _IEEE_MIN: dict[str, float] = {}
 
 
 def _run(benchmark, device: str, mode: str):
+    threads = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(CPU_THREADS)
+    try:
+        _measure(benchmark, device, mode)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(benchmark, device: str, mode: str):
     cfg = SETTINGS[device]
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -56,6 +70,7 @@ def _run(benchmark, device: str, mode: str):
             "shape": [cfg["batch"], cfg["channels"], cfg["size"], cfg["size"]],
             "blocks": cfg["blocks"],
             "tf32": False if device == "cuda" else None,
+            "threads": torch.get_num_threads(),
             "ratio_vs_ieee": best / _IEEE_MIN[device] if device in _IEEE_MIN else None,
             "fingerprint": fingerprint(),
         }
