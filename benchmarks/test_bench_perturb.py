@@ -1,9 +1,9 @@
 """Training-step time of a FastSurfer-like block stack under each stochastic-arithmetic mode.
 
 Run: ``python -m pytest benchmarks/test_bench_perturb.py --benchmark-json OUT.json``.
-CPU runs use one thread (see CPU_THREADS). Each record's ``extra_info`` has the mode, device, shape,
-TF32 setting, thread count, the ratio of its minimum
-time to the ``ieee`` run's and the environment fingerprint.
+CPU runs use one thread (see ``CPU_THREADS``). Each record's ``extra_info`` has the mode, device,
+shape, TF32 setting, thread count, the ratio of its minimum time to the ``ieee`` run's and the
+environment fingerprint.
 """
 
 from __future__ import annotations
