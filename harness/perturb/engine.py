@@ -6,8 +6,10 @@ each floating-point result it writes (fresh outputs, in-place and ``out=`` targe
 rounding functions of :mod:`harness.perturb.rounding`. Granularity is the op: the
 accumulations inside one convolution or matmul are not perturbed individually.
 
-Wiring only: the math lives in :mod:`~harness.perturb.rounding`, random streams in
-:mod:`~harness.perturb.rng`, op policies in :mod:`~harness.perturb.registry`.
+Wiring only: the math lives in :mod:`~harness.perturb.rounding` (reference) and its fused CPU
+(:mod:`~harness.perturb.native`) and CUDA (:mod:`~harness.perturb.triton_kernels`) kernels,
+random streams in :mod:`~harness.perturb.rng`, op policies in :mod:`~harness.perturb.registry`,
+fast fp64 recomputations in :mod:`~harness.perturb.wide_ops`.
 """
 
 from __future__ import annotations
