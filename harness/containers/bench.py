@@ -18,7 +18,7 @@ from pathlib import Path
 from harness.errors import InputError
 
 #: where the suites live inside the images (containers/standard/Dockerfile copies them there)
-BENCH_ROOT = "/opt/harness-bench"
+BENCH_ROOT = "/opt/bench"
 OUT_MOUNT = "/out"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -51,8 +51,8 @@ class Suite(Enum):
     def default_k(self) -> str:
         # torch's own conv2d/batchnorm on the CPU (the harness kernels need a compiler) and the
         # training step without perturbation and with the IEEE engine
-        kernels = "cpu and torch and not tf32 and not cudnn"
-        perturb = "cpu and (plain or ieee)"
+        kernels = "cpu and -torch]"
+        perturb = "training_step_cpu[plain] or training_step_cpu[ieee]"
         return {Suite.KERNELS: kernels, Suite.PERTURB: perturb}.get(
             self, f"({kernels}) or ({perturb})"
         )

@@ -21,7 +21,7 @@ def image_info() -> dict:
         "kind": os.environ.get("HARNESS_IMAGE_KIND"),
         "torch": torch.__version__,
         "torch_variant": os.environ.get("HARNESS_TORCH_VARIANT"),
-        "cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY") or None,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "vfc_backends": os.environ.get("VFC_BACKENDS"),
     }
 

@@ -65,7 +65,8 @@ def run_container(
         ``{host path: container path}`` bind mounts (read-write). With mounts, the container
         runs as the calling user's uid:gid so that what it writes is not owned by root.
     env : dict, optional
-        Environment variables (on top of ``HOME=/tmp``).
+        Environment variables, on top of ``HOME=/tmp`` and ``HARNESS_IMAGE`` / ``HARNESS_IMAGE_ID``
+        (the reference run and its id, reported by the environment fingerprint inside).
     workdir : str, optional
         Working directory inside the container.
     timeout_s : float, optional
@@ -92,7 +93,8 @@ def run_container(
     user = f"{os.getuid()}:{os.getgid()}" if volumes else None
     container = client.containers.create(
         found.id, command, network_mode="none", user=user, volumes=volumes,
-        environment={**BASE_ENV, **dict(env or {})}, working_dir=workdir, detach=True,
+        environment={**BASE_ENV, "HARNESS_IMAGE": image, "HARNESS_IMAGE_ID": found.id,
+                     **dict(env or {})}, working_dir=workdir, detach=True,
     )  # fmt: skip
     try:
         container.start()
