@@ -53,9 +53,11 @@ def source_root() -> Path | None:
 def runtime_requirements() -> list[str]:
     """harness's runtime dependencies (from pyproject.toml, else the installed metadata)."""
     root = source_root()
+    try:
+        import tomllib  # Python >= 3.11
+    except ImportError:  # pragma: no cover - Python 3.10 reads the installed metadata
+        root = None
     if root is not None:
-        import tomllib
-
         return list(tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"])
     requires = importlib.metadata.requires("harness") or []
     return [r for r in requires if "extra ==" not in r]
