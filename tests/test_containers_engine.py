@@ -170,3 +170,15 @@ def test_container_exit_code_and_tail(docker_client, base_image, run_cli):
 def test_time_limit_kills_the_container(docker_client, base_image):
     with pytest.raises(ContainerFailed, match="time limit of 1.0 s"):
         run_container(base_image, ["sleep", "60"], timeout_s=1.0, client=docker_client)
+
+
+def test_a_command_missing_from_the_image_is_a_clear_error(docker_client, base_image, run_cli):
+    code, out, err = run_cli("containers", "run", base_image, "--", "no-such-program")
+    assert code == 2 and "could not be started" in err and "no-such-program" in err
+
+
+def test_gpus_without_a_gpu_runtime_say_what_is_missing(docker_client, base_image):
+    if any("nvidia" in r for r in (docker_client.info().get("Runtimes") or {})):
+        pytest.skip("this engine has the NVIDIA runtime: the GPU request would succeed")
+    with pytest.raises(ContainerFailed, match="NVIDIA container toolkit"):
+        run_container(base_image, ["true"], gpus=True, client=docker_client)
