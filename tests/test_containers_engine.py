@@ -23,12 +23,14 @@ GENERIC = "harness/standard:torch2.13.0-cpu-generic"
 @pytest.fixture(scope="session")
 def generic_image(docker_client, base_image, standard_image):
     """The standard image with torch's SIMD CPU kernels turned off (ATEN_CPU_CAPABILITY=default):
-    a second image that genuinely differs, sharing every layer but the last few."""
-    from harness.containers import build_image
+    a second image that genuinely differs, sharing every layer but the last few. Built through
+    the CLI, so `harness containers build` is exercised end to end."""
+    from harness.cli import main
 
-    return build_image("standard", tag=GENERIC, base=base_image, torch="2.13.0",
-                       build_args={"CPU_CAPABILITY": "default"}, client=docker_client,
-                       progress=False)  # fmt: skip
+    args = ["containers", "build", "standard", "--torch", "2.13.0", "--base", base_image,
+            "--build-arg", "CPU_CAPABILITY=default", "--tag", GENERIC, "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    return GENERIC
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +38,12 @@ def bench_run(tmp_path_factory, docker_client, standard_image, generic_image):
     out = tmp_path_factory.mktemp("bench-containers")
     return bench_images([standard_image, generic_image], out=out, client=docker_client,
                         progress=False)  # fmt: skip
+
+
+def test_cli_base_reuses_an_existing_base(docker_client, base_image, run_cli):
+    code, out, err = run_cli("containers", "base", "--tag", base_image)
+    assert code == 0 and out.startswith(base_image) and "exists" in err
+    assert docker_client.images.get(base_image).id in out
 
 
 def test_base_image_is_labelled_and_runs_python(docker_client, base_image):
@@ -55,6 +63,9 @@ def test_standard_image_reports_itself_in_the_fingerprint(docker_client, standar
     assert env["container_image_id"] == image.id
     assert env["container_kind"] == "standard"
     assert env["torch"] == "2.13.0+cpu"
+    from harness.fingerprint import git_commit
+
+    assert env["git_commit"] == git_commit() == image.labels["org.harness.commit"]
 
 
 def test_runs_have_no_network_and_no_wheelhouse(docker_client, standard_image):
