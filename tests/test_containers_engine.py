@@ -193,3 +193,9 @@ def test_gpus_without_a_gpu_runtime_say_what_is_missing(docker_client, base_imag
         pytest.skip("this engine has the NVIDIA runtime: the GPU request would succeed")
     with pytest.raises(ContainerFailed, match="NVIDIA container toolkit"):
         run_container(base_image, ["true"], gpus=True, client=docker_client)
+
+
+def test_an_empty_selection_says_how_to_list_the_cases(tmp_path, standard_image, run_cli):
+    code, out, err = run_cli("containers", "bench", standard_image, "--out", tmp_path, "-k",
+                             "no_such_case")  # fmt: skip
+    assert code == 2 and "selects no benchmark" in err and "--collect-only" in err

@@ -20,6 +20,8 @@ from harness.errors import InputError
 #: where the suites live inside the images (containers/standard/Dockerfile copies them there)
 BENCH_ROOT = "/opt/bench"
 OUT_MOUNT = "/out"
+#: pytest's exit status when the selection is empty
+NO_TESTS_COLLECTED = 5
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -155,6 +157,7 @@ def bench_images(
         select them with ``k``).
     """
     from harness.containers.engine import connect, get_image
+    from harness.containers.errors import ContainerFailed
     from harness.containers.progress import reporter
     from harness.containers.run import run_container
     from harness.store import ResultsDB
@@ -176,14 +179,19 @@ def bench_images(
         result = run_container(
             image, bench_command(suite, k, f"{OUT_MOUNT}/{name}", pytest_args),
             mounts={out: OUT_MOUNT}, env=run_env, workdir=BENCH_ROOT, timeout_s=timeout_s,
-            gpus=gpus, client=client,
+            gpus=gpus, check=False, client=client,
         )  # fmt: skip
         logs[image] = result.logs
-        if not (out / name).is_file():
+        if result.exit_code == NO_TESTS_COLLECTED:
             raise InputError(
-                f"the benchmark run in {image} wrote no {name}: did -k {k!r} select no case? "
-                f"last lines:\n" + "\n".join(result.tail(10))
+                f"-k {k if k is not None else suite.default_k!r} selects no benchmark of suite "
+                f"{suite.value!r} in {image}; see the case names with `harness containers run "
+                f"{image} -- python -m pytest {' '.join(suite.files)} --collect-only -q`"
             )
+        if result.exit_code != 0:
+            raise ContainerFailed(image, ["pytest", *suite.files], result.exit_code, result.tail())
+        if not (out / name).is_file():
+            raise InputError(f"the benchmark run in {image} wrote no {out / name}")
         files[image] = out / name
     db_path = Path(db) if db else out / "harness.duckdb"
     with ResultsDB(db_path) as database:

@@ -169,7 +169,8 @@ def build_image(
             progress=show,
         )  # fmt: skip
         labels = image_labels(image.kind, tag, base, torch, variant) | {
-            "org.harness.commit": commit}
+            "org.harness.commit": commit
+        }
         build_context_dir(client, context, tag, build_args=args, network=network,
                           labels=labels, progress=progress)  # fmt: skip
     return tag

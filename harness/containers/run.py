@@ -40,7 +40,9 @@ def refused(exc, gpus: bool) -> str:
     """Why the engine would not create or start a container, and what to do."""
     text = f"could not be started: {getattr(exc, 'explanation', None) or exc}"
     if gpus:
-        text += " (GPUs need the NVIDIA container toolkit on the host: nvidia-ctk runtime configure)"
+        text += (
+            " (GPUs need the NVIDIA container toolkit on the host: nvidia-ctk runtime configure)"
+        )
     return text
 
 
