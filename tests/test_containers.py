@@ -204,6 +204,26 @@ def test_pyproject_for_an_installed_harness_is_valid_toml():
     ]
 
 
+def test_harness_wheel_from_an_installed_package(tmp_path, monkeypatch):
+    """Without a source tree the wheel is rebuilt from the installed package and its metadata,
+    image recipes and benchmark suites included."""
+    import importlib.metadata
+    import zipfile
+
+    monkeypatch.setattr(wheelhouse, "source_root", lambda: None)
+    wheel = wheelhouse.harness_wheel(tmp_path / "w")
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
+    assert "harness/containers/recipes/standard/Dockerfile" in names
+    assert "harness/containers/suites/test_bench_kernels.py" in names
+    assert not any("__pycache__" in n for n in names)
+    (meta,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    requires = [line for line in archive.read(meta).decode().splitlines()
+                if line.startswith("Requires-Dist:")]  # fmt: skip
+    installed = [r for r in importlib.metadata.requires("harness") if "extra ==" not in r]
+    assert len(requires) == len(installed) and any("torch" in r for r in requires)
+
+
 # ----------------------------------------------------------------------------- context
 @pytest.fixture
 def fake_deps(tmp_path, monkeypatch):
