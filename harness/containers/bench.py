@@ -176,6 +176,7 @@ def bench_images(
         name = json_name(image)
         show(f"benchmarking {image} ({suite.value}) -> {out / name}")
         run_env = {"HARNESS_IMAGE": image, "HARNESS_IMAGE_ID": obj.id, **env}
+        (out / name).unlink(missing_ok=True)  # a failed run must not leave an older file behind
         result = run_container(
             image, bench_command(suite, k, f"{OUT_MOUNT}/{name}", pytest_args),
             mounts={out: OUT_MOUNT}, env=run_env, workdir=BENCH_ROOT, timeout_s=timeout_s,

@@ -16,6 +16,8 @@ from harness.containers.images import BuildNetwork, check_tag
 from harness.containers.progress import Progress, reporter
 
 TAIL_LINES = 25
+#: repositories of the images harness makes itself (never pulled: built here or missing)
+HARNESS_REPOSITORIES = ("harness/",)
 
 
 def follow_build(chunks: Iterable[dict], tag: str, on_line=None) -> str | None:
@@ -157,7 +159,9 @@ def build_image(
     base = check_tag("base", base or image.default_base(torch, variant))
     network = BuildNetwork(network or image.network)
     client = client or connect()
-    get_image(client, base)  # a missing base fails here, naming the command that makes it
+    if base.startswith(HARNESS_REPOSITORIES):
+        get_image(client, base)  # a missing harness base fails here, naming its build command
+    # any other base (python:3.11-slim-bookworm ...) is pulled by the engine if it has a registry
     show = reporter(progress)
     commit = git_commit() or ""
     args = {**image.build_args, **dict(build_args or {})}
