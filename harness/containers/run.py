@@ -103,6 +103,7 @@ def run_container(
         Exit status != 0 or time limit reached; carries the last log lines.
     """
     import docker
+    import requests
 
     from harness.containers.engine import connect, get_image
 
@@ -132,7 +133,8 @@ def run_container(
         try:
             status = container.wait(timeout=timeout_s)
             exit_code = int(status.get("StatusCode", -1))
-        except Exception:  # requests' ReadTimeout/ConnectionError when the time limit passes
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            # docker-py's wait(timeout=...) is a read timeout of the HTTP call
             container.kill()
             exit_code, why = -1, f"ran past its time limit of {timeout_s} s and was killed"
         logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
