@@ -141,6 +141,25 @@ def test_default_selection_picks_small_cpu_cases_of_the_suites():
     assert len(ids) <= 6
 
 
+def test_json_name_tells_backends_apart():
+    name = bench.json_name(
+        "harness/verificarlo:t", "libinterflop_mca.so --mode=rr --precision-binary32=24"
+    )
+    assert name == "harness_verificarlo_t-vfc-mca_--mode_rr_--precision-binary32_24.json"
+    assert name != bench.json_name("harness/verificarlo:t", "libinterflop_ieee.so")
+
+
+def test_device_name_names_image_and_backends():
+    from harness.store.extract import device_name
+
+    env = {"cpu_model": "CPU X"}
+    assert device_name(env, None) == "CPU X"
+    assert device_name(env, "img:1") == "CPU X [img:1]"
+    assert device_name(env, "img:1", "libinterflop_ieee.so") == (
+        "CPU X [img:1; VFC_BACKENDS=libinterflop_ieee.so]")  # fmt: skip
+    assert device_name({}, None) is None
+
+
 def test_json_name_is_a_plain_file_name():
     assert (
         bench.json_name("harness/standard:torch2.13.0-cpu")

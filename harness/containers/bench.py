@@ -103,9 +103,18 @@ def parse_mounts(pairs: Sequence[str]) -> dict[Path, str]:
     return mounts
 
 
-def json_name(image: str) -> str:
-    """File name of an image's results: the reference with ``/`` and ``:`` replaced."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", image).strip("_") + ".json"
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def json_name(image: str, vfc_backends: str | None = None) -> str:
+    """File name of an image's results: the reference with ``/`` and ``:`` replaced, and the
+    Verificarlo backends when set (two backends in one image are two result files)."""
+    name = _slug(image)
+    if vfc_backends:
+        backends = _slug(vfc_backends.replace("libinterflop_", "").replace(".so", ""))
+        name += "-vfc-" + backends[:60]
+    return name + ".json"
 
 
 def bench_command(
@@ -173,7 +182,7 @@ def bench_images(
     show = reporter(progress, steps_only=False)
     files, logs = {}, {}
     for image, obj in found.items():
-        name = json_name(image)
+        name = json_name(image, env.get("VFC_BACKENDS"))
         show(f"benchmarking {image} ({suite.value}) -> {out / name}")
         run_env = {"HARNESS_IMAGE": image, "HARNESS_IMAGE_ID": obj.id, **env}
         (out / name).unlink(missing_ok=True)  # a failed run must not leave an older file behind
