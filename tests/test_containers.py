@@ -36,6 +36,9 @@ def test_default_tags_name_torch_and_variant():
     tag = images.spec("standard").default_tag("2.13.0", images.TorchVariant.CUDA)
     assert tag == "harness/standard:torch2.13.0-cuda"
     assert images.check_tag("tag", tag) == tag
+    for ref in ["python:3.11-slim-bookworm", "registry.example.org:5000/team/harness:1",
+                "harness/base@sha256:" + "a" * 64]:  # fmt: skip
+        assert images.check_tag("base", ref) == ref
 
 
 @pytest.mark.parametrize("bad", ["Harness/X", "a b", "x:", ":tag", "x::y", ""])
