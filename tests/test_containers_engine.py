@@ -36,7 +36,7 @@ def generic_image(docker_client, base_image, standard_image):
 @pytest.fixture(scope="session")
 def bench_run(tmp_path_factory, docker_client, standard_image, generic_image):
     out = tmp_path_factory.mktemp("bench-containers")
-    return bench_images([standard_image, generic_image], out=out, client=docker_client,
+    return bench_images([standard_image, generic_image], suite="all", out=out, client=docker_client,
                         progress=False)  # fmt: skip
 
 
@@ -98,7 +98,8 @@ def test_bench_records_image_torch_and_fingerprint(docker_client, bench_run, sta
         assert data["machine_info"]["harness_image"]["id"] == image_id
         assert data["machine_info"]["harness_fingerprint"]["container_image"] == image
         names = [b["name"] for b in data["benchmarks"]]
-        assert "test_conv2d_forward[cpu-small-3x3-torch]" in names and len(names) == 3
+        assert "test_conv2d_forward[cpu-small-3x3-torch]" in names and len(names) == 5
+        assert "test_bench_training_step_cpu[ieee]" in names
         for record in data["benchmarks"]:
             assert record["extra_info"]["image"]["tag"] == image
             assert record["extra_info"]["image"]["torch"] == "2.13.0+cpu"
@@ -113,7 +114,7 @@ def test_bench_results_are_in_the_database(bench_run, standard_image, generic_im
 
     with ResultsDB(bench_run.db_path, read_only=True) as db:
         rows = db.query("SELECT image, count(*) AS n FROM benchmarks GROUP BY image ORDER BY image")
-    assert dict(zip(rows["image"], rows["n"], strict=True)) == {standard_image: 3, generic_image: 3}
+    assert dict(zip(rows["image"], rows["n"], strict=True)) == {standard_image: 5, generic_image: 5}
 
 
 def test_image_against_image_compare_and_check(bench_run, standard_image, generic_image, run_cli):
@@ -122,7 +123,7 @@ def test_image_against_image_compare_and_check(bench_run, standard_image, generi
     a, b = bench_run.files[standard_image], bench_run.files[generic_image]
     rows = compare_results(a, b).benchmarks()
     timed = rows[rows["metric"] == "time.mean_s"]
-    assert len(timed) == 3 and not timed["verdict"].str.startswith("only in").any()
+    assert len(timed) == 5 and not timed["verdict"].str.startswith("only in").any()
     assert timed["device_a"].str.endswith(f"[{standard_image}]").all()
     assert timed["device_b"].str.endswith(f"[{generic_image}]").all()
     code, out, err = run_cli("compare", a, b)
