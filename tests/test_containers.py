@@ -210,6 +210,14 @@ def test_a_cuda_torch_is_refused_for_a_cpu_image(tmp_path):
     )
 
 
+def test_cuda_pip_settings_drop_local_cpu_wheels(tmp_path):
+    import os
+
+    env = wheelhouse.cuda_pip_env(tmp_path)
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    assert Path(env["PIP_FIND_LINKS"]).is_dir() and not any(Path(env["PIP_FIND_LINKS"]).iterdir())
+
+
 def test_a_cpu_torch_is_refused_for_a_cuda_image(tmp_path):
     (tmp_path / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").touch()
     with pytest.raises(MissingDependencyError, match="without CUDA"):
