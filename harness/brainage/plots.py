@@ -76,7 +76,7 @@ def plot_predicted_vs_true(predictions: pd.DataFrame, path: str | Path) -> Path:
 def _save(fig, path: str | Path, plt) -> Path:
     import io
 
-    from harness.store import atomic_write_bytes
+    from harness.runs import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.tight_layout()

@@ -29,8 +29,10 @@ from sklearn.model_selection import StratifiedKFold
 from harness.brainage.features import member_variance
 from harness.brainage.regressors import BrainAgeRegressor, RegressorKind
 from harness.errors import InputError
+from harness.runs.catalogue import BRAINAGE_METRICS
 
-METRICS = ("mae", "rmse", "r", "r2", "mae_perturbed", "pred_sd", "pred_range")
+#: metrics per split (the columns of the results table; summarised as mean and 95% CI)
+METRICS = BRAINAGE_METRICS
 
 
 @dataclass(frozen=True)

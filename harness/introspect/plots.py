@@ -38,7 +38,7 @@ def plot_trajectories(frame, out_dir: str | os.PathLike, indices=(0, 1, 2)) -> l
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from harness.store import atomic_path
+    from harness.runs import atomic_path
 
     frame = normalise(frame)
     out_dir = Path(out_dir)

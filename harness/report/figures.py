@@ -122,7 +122,8 @@ def mae_vs_k(summary: pd.DataFrame) -> bytes:
     import tempfile
 
     from harness.brainage.plots import plot_mae_vs_k
+    from harness.runs.catalogue import MAE_FIGURE
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = plot_mae_vs_k(summary, Path(tmp) / "mae_vs_k.png")
+        path = plot_mae_vs_k(summary, MAE_FIGURE.path(tmp))
         return Path(path).read_bytes()

@@ -1,6 +1,6 @@
 """Finding result sources on disk: run directories and pytest-benchmark JSON files.
 
-A *run directory* is any directory holding a ``manifest.json`` (see :class:`harness.store.RunDir`);
+A *run directory* is any directory holding a ``manifest.json`` (see :class:`harness.runs.RunDir`);
 a *benchmark file* is any ``.json`` file whose top-level object has a ``benchmarks`` list (the
 pytest-benchmark ``--benchmark-json`` format). Hidden files and directories (temporary files of
 atomic writes start with a dot) and virtual environments are never looked into.

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from harness.errors import HarnessError, InputError, MissingDependencyError
 from harness.models import FastSurferCNN, FastSurferLoss, fastsurfer_config
-from harness.store import atomic_path
+from harness.runs import atomic_path
 from harness.train.config import TrainConfig
 from harness.train.data import WeightedSliceDataset
 
