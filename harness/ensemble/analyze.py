@@ -241,11 +241,7 @@ def factor_correlation(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _figures(out: Path, summary: pd.DataFrame) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from harness.plotting import new_figure
     from harness.runs import atomic_write_bytes
 
     catalogue.STABILITY_FIGURE.path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -255,27 +251,23 @@ def _figures(out: Path, summary: pd.DataFrame) -> None:
     pivot = table.pivot_table(index="region", columns="factor", values="mean_min_dice").sort_values(
         by=list(table["factor"].unique())[0]
     )
-    fig, ax = plt.subplots(figsize=(8, max(3, 0.18 * len(pivot))))
+    fig, ax = new_figure(figsize=(8, max(3, 0.18 * len(pivot))))
     pivot.plot.barh(ax=ax, width=0.8)
     ax.set_xlabel("mean minimum pairwise Dice (stability)")
     ax.set_xlim(0, 1)
     fig.tight_layout()
     atomic_write_bytes(catalogue.STABILITY_FIGURE.path(out), _png(fig))
-    plt.close(fig)
     factors = list(pivot.columns)
     if len(factors) >= 2:
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        fig, ax = new_figure(figsize=(4.5, 4.5))
         ax.scatter(1 - pivot[factors[0]], 1 - pivot[factors[1]], s=12)
         ax.set_xlabel(f"instability, {factors[0]}")
         ax.set_ylabel(f"instability, {factors[1]}")
         fig.tight_layout()
         atomic_write_bytes(catalogue.INSTABILITY_SCATTER.path(out), _png(fig))
-        plt.close(fig)
 
 
 def _png(fig) -> bytes:
-    import io
+    from harness.plotting import png_bytes
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=110)

@@ -256,13 +256,13 @@ def _train(config: IntrospectConfig, data: DemoData, out: Path, run, progress: b
 
     from harness.introspect.probe import SpectralProbe
     from harness.introspect.table import SpectraTable
-    from harness.perturb.seeds import seed_everything
+    from harness.perturb.seeds import torch_seed
     from harness.runs import atomic_path
     from harness.runs.catalogue import INTROSPECT_CHECKPOINT, SPECTRA
 
     device = torch.device(config.device)
-    seed_everything(config.seed)
-    model = build_model(config.demo, data).to(device)
+    with torch_seed(config.seed):
+        model = build_model(config.demo, data).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     checkpoint = INTROSPECT_CHECKPOINT.path(out)
     start = 0

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from harness.errors import HarnessError, InputError, MissingDependencyError
 from harness.models import FastSurferCNN, FastSurferLoss, fastsurfer_config
+from harness.perturb.seeds import torch_seed
 from harness.runs import atomic_path
 from harness.train.config import TrainConfig
 from harness.train.data import WeightedSliceDataset
@@ -46,8 +47,7 @@ def resolve_device(name: str) -> torch.device:
 def build_model(config: TrainConfig, view: str) -> torch.nn.Module:
     """The view's network, initialised from ``config.seeds.init`` (and instrumented when the
     engine is ``kernel``)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seeds.init)
+    with torch_seed(config.seeds.init):
         model = FastSurferCNN(**fastsurfer_config(view, config.preset))
     if config.engine == "kernel":
         from harness.kernels import instrument_model
