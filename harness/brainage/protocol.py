@@ -1,4 +1,4 @@
-"""The brain-age augmentation protocol (anchor paper, design.md section 6), plus controls.
+"""The brain-age augmentation protocol (anchor paper; docs/design.md, "Brain-age protocol"), plus controls.
 
 For each subject-level split (stratified K-fold on age bins; a subject's rows, original or
 augmented, are only ever on one side) and each regressor:

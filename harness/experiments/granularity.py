@@ -1,4 +1,4 @@
-"""Op-level vs kernel-level stochastic arithmetic on the same model (design.md §3, "Granularity").
+"""Op-level vs kernel-level stochastic arithmetic on the same model (docs/design.md, "Granularity").
 
 The op-level engine (``harness.perturb``) rounds each conv/batchnorm *result* stochastically; the
 instrumented kernels (``harness.kernels``) round every add/mul/fma inside them. They cannot agree
