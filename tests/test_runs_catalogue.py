@@ -139,3 +139,11 @@ def test_audit_finds_undeclared_files_and_wrong_columns(tmp_path):
 
 def test_fixture_runs_are_catalogued():
     assert [str(f) for f in audit(FIXTURE_RUNS, columns=False)] == []
+
+
+def test_spectra_table_has_the_declared_columns():
+    from harness.store import ResultsDB
+
+    with ResultsDB(":memory:") as db:
+        columns = db.query("DESCRIBE spectra")["column_name"].tolist()
+    assert columns == ["run_id", *cat.SPECTRA.columns]
