@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.store.rundir import MANIFEST
+from harness.runs import MANIFEST
 
 #: directory names never walked into
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", ".git", ".venv", "venv"})
