@@ -137,8 +137,10 @@ def test_audit_finds_undeclared_files_and_wrong_columns(tmp_path):
     assert problems[1].endswith("stray.txt: not declared for a granularity run")
 
 
-def test_fixture_runs_are_catalogued():
+def test_fixture_and_committed_runs_are_catalogued():
+    # the fixtures are trimmed by hand (fewer columns); the committed brain-age run is whole
     assert [str(f) for f in audit(FIXTURE_RUNS, columns=False)] == []
+    assert [str(f) for f in audit(Path(__file__).parents[1] / "results" / "brainage-cpu")] == []
 
 
 def test_spectra_table_has_the_declared_columns():
