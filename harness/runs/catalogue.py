@@ -5,7 +5,7 @@ to its run directory, its format, the run kinds that write it, and for tables th
 the columns. Producers write through ``artifact.path(run_dir, ...)``, readers find files with
 ``artifact.path`` / ``artifact.glob``, and the results database (:mod:`harness.store`) loads the
 artifacts whose ``db`` is not :attr:`DbTable.NONE`, for the run kinds that own them. Adding an
-output is one declaration here (and one line in :data:`ARTIFACTS`).
+output is one declaration here (:data:`ARTIFACTS` collects every declaration of the module).
 """
 
 from __future__ import annotations
@@ -284,18 +284,10 @@ REPORT_HTML = Artifact("report.html", FileFormat.HTML, (RunKind.REPORT,),
 REPORT_MD = Artifact("report.md", FileFormat.MARKDOWN, (RunKind.REPORT,),
                      description="the report's Markdown summary")  # fmt: skip
 
-ARTIFACTS: tuple[Artifact, ...] = (
-    MANIFEST,
-    PARTICIPANTS, LABELS, T1, DSEG,
-    HISTORY, CHECKPOINT, PREDICTION, PROBABILITIES,
-    VOLUMES, DICE_TO_TRUTH, MIN_PAIRWISE_DICE, MAJORITY_VOTE, VOLUME_SIG_BITS, PROB_SIG_BITS,
-    REGION_SUMMARY, FACTOR_CORRELATION, ENTROPY_MAP, STABILITY_FIGURE, INSTABILITY_SCATTER,
-    BRAINAGE_RESULTS, BRAINAGE_SUMMARY, BRAINAGE_ROBUSTNESS, BRAINAGE_PREDICTIONS, MAE_FIGURE,
-    PREDICTED_FIGURE,
-    SWEEP, GRANULARITY,
-    SPECTRA, INTROSPECT_STATS, INTROSPECT_CHECKPOINT, SPECTRA_FIGURE,
-    KERNEL_BENCH, REPORT_HTML, REPORT_MD,
-)  # fmt: skip
+#: every declaration of this module, in the order declared
+ARTIFACTS: tuple[Artifact, ...] = tuple(
+    v for v in dict(globals()).values() if isinstance(v, Artifact)
+)
 
 
 _BY_NAME = {a.name: a for a in ARTIFACTS}
