@@ -148,7 +148,7 @@ def test_json_name_tells_backends_apart():
     name = bench.json_name(
         "harness/verificarlo:t", "libinterflop_mca.so --mode=rr --precision-binary32=24"
     )
-    assert name == "harness_verificarlo_t-vfc-mca_--mode_rr_--precision-binary32_24.json"
+    assert name == "bench-harness_verificarlo_t-vfc-mca_--mode_rr_--precision-binary32_24.json"
     assert name != bench.json_name("harness/verificarlo:t", "libinterflop_ieee.so")
 
 
@@ -166,7 +166,7 @@ def test_device_name_names_image_and_backends():
 def test_json_name_is_a_plain_file_name():
     assert (
         bench.json_name("harness/standard:torch2.13.0-cpu")
-        == "harness_standard_torch2.13.0-cpu.json"
+        == "bench-harness_standard_torch2.13.0-cpu.json"
     )
 
 

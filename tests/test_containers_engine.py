@@ -116,6 +116,17 @@ def test_bench_records_image_torch_and_fingerprint(docker_client, bench_run, sta
     assert standard["machine_info"]["harness_image"]["cpu_capability"] != "DEFAULT"
 
 
+def test_bench_folder_is_a_catalogued_run(bench_run, standard_image, generic_image):
+    from harness.runs import RunDir
+    from harness.runs.audit import audit
+
+    out = bench_run.db_path.parent
+    manifest = RunDir(out).manifest()
+    assert manifest["kind"] == "container-bench" and manifest["status"] == "complete"
+    assert manifest["config"]["images"] == [standard_image, generic_image]
+    assert [str(f) for f in audit(out)] == []  # every file declared in the catalogue
+
+
 def test_bench_results_are_in_the_database(bench_run, standard_image, generic_image):
     from harness.store import ResultsDB
 

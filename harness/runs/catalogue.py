@@ -32,6 +32,7 @@ class FileFormat(Enum):
     TORCH = "torch"  # torch.save checkpoint
     HTML = "html"
     MARKDOWN = "markdown"
+    DUCKDB = "duckdb"  # a results database file (harness.store)
 
 
 class DbTable(Enum):
@@ -283,6 +284,15 @@ REPORT_HTML = Artifact("report.html", FileFormat.HTML, (RunKind.REPORT,),
                        description="self-contained stability report")  # fmt: skip
 REPORT_MD = Artifact("report.md", FileFormat.MARKDOWN, (RunKind.REPORT,),
                      description="the report's Markdown summary")  # fmt: skip
+
+# benchmark suites run in container images (harness containers bench)
+_CONTAINER_BENCH = (RunKind.CONTAINER_BENCH,)
+CONTAINER_BENCH = Artifact("bench-{image}.json", FileFormat.JSON, _CONTAINER_BENCH,
+                           description="pytest-benchmark JSON of the suites run in one image, "
+                                       "with the image and the fingerprint taken inside")  # fmt: skip
+CONTAINER_BENCH_DB = Artifact("harness.duckdb", FileFormat.DUCKDB, _CONTAINER_BENCH,
+                              description="results database the image results were ingested "
+                                          "into (when --db is not given)")  # fmt: skip
 
 #: every declaration of this module, in the order declared
 ARTIFACTS: tuple[Artifact, ...] = tuple(
