@@ -218,3 +218,20 @@ def test_an_empty_selection_says_how_to_list_the_cases(tmp_path, standard_image,
     code, out, err = run_cli("containers", "bench", standard_image, "--out", tmp_path, "-k",
                              "no_such_case")  # fmt: skip
     assert code == 2 and "selects no benchmark" in err and "--collect-only" in err
+
+
+def test_vfc_backends_are_recorded_and_name_the_file(tmp_path, docker_client, standard_image):
+    backends = "libinterflop_ieee.so"
+    result = bench_images([standard_image], k="cpu-small-3x3-torch", out=tmp_path,
+                          env={"VFC_BACKENDS": backends}, client=docker_client,
+                          progress=False)  # fmt: skip
+    (path,) = result.files.values()
+    assert path.name == "bench-harness_standard_torch2.13.0-cpu-vfc-ieee.json"
+    (record,) = json.loads(path.read_text())["benchmarks"]
+    assert record["extra_info"]["image"]["vfc_backends"] == backends
+    from harness.store import ResultsDB
+
+    with ResultsDB(result.db_path, read_only=True) as db:
+        rows = db.query("SELECT vfc_backends, device_name FROM benchmarks")
+    assert rows["vfc_backends"].tolist() == [backends]
+    assert rows["device_name"][0].endswith(f"[{standard_image}; VFC_BACKENDS={backends}]")
