@@ -1,0 +1,373 @@
+"""Kernel-level validation: harness's own sr/rr kernels against Verificarlo's backends.
+
+The same conv2d / batchnorm inputs (:mod:`harness.kernels.cases`: random and structured, float32
+and float64) go through
+
+* harness's kernel builds on this machine (``harness.kernels.load_extension(mode)``, modes ``sr``
+  and ``rr``, t = p), one sample per seed;
+* the Verificarlo build of the ieee kernels in the harness-verificarlo image, one container (one
+  process) per backend (default ``mca-rr@24,53`` and ``mca_int-rr@24,53``; t = p = 24 for float32,
+  53 for float64), successive calls being the samples;
+
+and every output element is summarised against an extended-precision reference
+(``np.longdouble``): significant bits (CNH, ``significantdigits`` through :mod:`harness.metrics`),
+bias in units of the reference's ulp, the fraction of elements that stay exactly equal to the
+correctly rounded reference. Each harness engine is compared with each Verificarlo engine per
+element by two two-sample tests -- Welch's t (equal means) and Brown-Forsythe (equal spread) --
+with a Holm correction over the elements of each output.
+
+Statistics live here as pure functions of sample arrays; :func:`validate` does the wiring.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import InputError
+from harness.kernels.build import KernelMode
+from harness.kernels.cases import (
+    DTYPES,
+    OUTPUTS,
+    PRECISION,
+    Case,
+    InputKind,
+    Shapes,
+    compute_outputs,
+    make_inputs,
+    reference_outputs,
+    write_inputs,
+)
+from harness.kernels.vfc_backends import Library, McaMode, VfcBackend, parse_backend
+
+#: default Verificarlo backends: MCA random rounding and the stochastic-rounding stand-in, t = p
+DEFAULT_BACKENDS = (
+    VfcBackend(Library.MCA, McaMode.RR),
+    VfcBackend(Library.MCA_INT, McaMode.RR),
+)
+DEFAULT_MODES = (KernelMode.SR, KernelMode.RR)
+ALPHA = 0.05
+
+
+class Source(Enum):
+    HARNESS = "harness"
+    VERIFICARLO = "verificarlo"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One way of computing the kernels: a harness mode or a Verificarlo backend."""
+
+    source: Source
+    mode: KernelMode | None = None
+    backend: VfcBackend | None = None
+
+    @property
+    def name(self) -> str:
+        if self.source is Source.HARNESS:
+            return f"harness-{self.mode.value}"
+        return f"vfc-{self.backend.name.split('@')[0]}"
+
+    def precision(self, dtype: str) -> int:
+        """Virtual precision t this engine uses for ``dtype``."""
+        if self.source is Source.HARNESS:
+            return PRECISION[dtype]
+        return self.backend.precision_binary32 if dtype == "float32" else self.backend.precision_binary64
+
+
+# ---------------------------------------------------------------- statistics (pure)
+
+
+def ulp(reference: np.ndarray, dtype) -> np.ndarray:
+    """Spacing of ``dtype`` floats at each reference value (above |x|; 0 maps to the smallest)."""
+    r = np.abs(np.asarray(reference, dtype=np.float64)).astype(dtype)
+    return np.spacing(r).astype(np.float64)
+
+
+def exact_fraction(samples: np.ndarray, reference: np.ndarray, dtype) -> float:
+    """Fraction of the elements whose every sample equals the reference rounded to ``dtype``,
+    among the elements whose reference is representable in ``dtype`` (NaN when there are none)."""
+    rounded = np.asarray(reference).astype(dtype)
+    representable = rounded.astype(np.longdouble) == np.asarray(reference, dtype=np.longdouble)
+    if not representable.any():
+        return float("nan")
+    same = np.all(samples == rounded[None], axis=0)
+    return float(same[representable].mean())
+
+
+def holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (same shape, capped at 1)."""
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    order = np.argsort(p)
+    m = p.size
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, (m - rank) * p[i])
+        adjusted[i] = min(1.0, running)
+    return adjusted.reshape(np.shape(pvalues))
+
+
+def _constant_pvalues(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Elements where both samples are constant: p = 1 if the constants agree, else 0."""
+    both = (a.min(0) == a.max(0)) & (b.min(0) == b.max(0))
+    agree = a[0] == b[0]
+    return both, np.where(agree, 1.0, 0.0)
+
+
+def two_sample_pvalues(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-element p-values of Welch's t-test and of the Brown-Forsythe test.
+
+    ``a`` (M, ...) and ``b`` (L, ...) are samples of the same output from two engines. Where both
+    are constant the tests are undefined: p = 1 if the constants agree and 0 otherwise.
+    """
+    from scipy import stats
+
+    a = np.asarray(a, dtype=np.float64).reshape(a.shape[0], -1)
+    b = np.asarray(b, dtype=np.float64).reshape(b.shape[0], -1)
+    both_constant, constant_p = _constant_pvalues(a, b)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        welch = stats.ttest_ind(a, b, axis=0, equal_var=False).pvalue
+        spread = np.array(
+            [stats.levene(a[:, j], b[:, j], center="median").pvalue for j in range(a.shape[1])]
+        )
+    out = {}
+    for name, p in (("welch", welch), ("spread", spread)):
+        p = np.where(both_constant, constant_p, p)
+        # one side constant and the other not: the variance test is what tells them apart
+        out[name] = np.where(np.isnan(p), 0.0 if name == "spread" else 1.0, p)
+    return out
+
+
+def summarize_engine(samples: np.ndarray, reference: np.ndarray, dtype) -> dict[str, float]:
+    """Significant bits (CNH), bias in ulps and exactness of one engine's samples of one output.
+
+    Significant bits use significantdigits' absolute error scaled by ``2^(floor(log2|ref|) + 1)``
+    against the reference rounded to float64: ``X - ref`` is exact in float64 (Sterbenz), whereas
+    the relative error ``X / ref - 1`` is itself rounded at the level of a float64 sample's spread.
+    Elements with a zero reference are left out of the bits (their exactness is ``exact_frac``).
+    """
+    from harness.metrics import significant_bits, summarize
+
+    ref64 = np.asarray(reference, dtype=np.float64)
+    nonzero = ref64 != 0
+    x = np.asarray(samples, dtype=np.float64)
+    bits = significant_bits(x[:, nonzero], reference=ref64[nonzero], error="absolute")
+    finite = summarize(bits)
+    spread = samples.min(axis=0) != samples.max(axis=0)
+    bias = (samples.astype(np.longdouble).mean(axis=0) - np.asarray(reference)) / ulp(ref64, dtype)
+    bias = np.asarray(bias, dtype=np.float64)
+    return {
+        "sig_bits_mean": finite["mean"],
+        "sig_bits_min": finite["min"],
+        "varying_frac": float(spread.mean()),
+        "exact_frac": exact_fraction(samples, reference, dtype),
+        "bias_ulp_mean": float(bias.mean()),
+        "bias_ulp_maxabs": float(np.abs(bias).max()),
+    }
+
+
+def in_ulps(samples: np.ndarray, reference: np.ndarray, dtype) -> np.ndarray:
+    """``(X - ref) / ulp(ref)`` per sample, computed exactly enough to test differences of one ulp
+    (float64 means of float64 samples are themselves rounded at that level)."""
+    ref64 = np.asarray(reference, dtype=np.float64)
+    diff = np.asarray(samples, dtype=np.float64) - ref64[None]
+    return diff / ulp(ref64, dtype)[None]
+
+
+def compare_engines(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> dict[str, float]:
+    """Holm-corrected per-element two-sample tests of one output from two engines."""
+    pvalues = two_sample_pvalues(a, b)
+    out: dict[str, float] = {"elements": int(np.prod(a.shape[1:]))}
+    for name, p in pvalues.items():
+        adjusted = holm(p)
+        out[f"{name}_rejected"] = int((adjusted < alpha).sum())
+        out[f"{name}_p_min"] = float(adjusted.min())
+    return out
+
+
+# ---------------------------------------------------------------- engines (wiring)
+
+
+class TorchKernels:
+    """harness's torch extension for ``mode`` behind the NumPy methods of ``KernelLibrary``."""
+
+    def __init__(self, mode: KernelMode, seed: int):
+        from harness.kernels import load_extension
+
+        self.ext = load_extension(mode)
+        self.seed = seed - (1 << 64) if seed >= 1 << 63 else seed
+        self.calls = 0
+
+    def _call(self) -> int:
+        self.calls += 1
+        return self.calls - 1
+
+    @staticmethod
+    def _t(x):
+        import torch
+
+        return None if x is None else torch.from_numpy(np.ascontiguousarray(x))
+
+    def conv2d_forward(self, x, w, b, g):
+        t = self._t
+        y = self.ext.conv2d_forward(t(x), t(w), t(b), list(g.stride), list(g.padding),
+                                    list(g.dilation), self.seed, self._call())  # fmt: skip
+        return y.numpy()
+
+    def conv2d_backward_input(self, gy, w, x_shape, g):
+        t = self._t
+        gx = self.ext.conv2d_backward_input(t(gy), t(w), list(x_shape), list(g.stride),
+                                            list(g.padding), list(g.dilation), self.seed,
+                                            self._call())  # fmt: skip
+        return gx.numpy()
+
+    def conv2d_backward_weight(self, x, gy, w_shape, bias, g):
+        t = self._t
+        gw, gb = self.ext.conv2d_backward_weight(t(x), t(gy), list(w_shape), bias,
+                                                 list(g.stride), list(g.padding), list(g.dilation),
+                                                 self.seed, self._call())  # fmt: skip
+        return gw.numpy(), gb.numpy()
+
+    def bn_forward_train(self, x, gamma, beta, eps):
+        t = self._t
+        y, mean, invstd = self.ext.bn_forward_train(t(x), t(gamma), t(beta), None, None,
+                                                    float(eps), 0.0, self.seed, self._call())  # fmt: skip
+        return y.numpy(), mean.numpy(), invstd.numpy()
+
+    def bn_backward_train(self, x, gy, mean, invstd, gamma):
+        t = self._t
+        gx, gg, gb = self.ext.bn_backward_train(t(x), t(gy), t(gamma), t(mean), t(invstd),
+                                                self.seed, self._call())  # fmt: skip
+        return gx.numpy(), gg.numpy(), gb.numpy()
+
+
+def harness_samples(mode: KernelMode, arrays, shapes: Shapes, samples: int, seed: int):
+    """``samples`` samples of every output under harness's ``mode`` (seed ``seed + i``)."""
+    stacks: dict[str, list[np.ndarray]] = {name: [] for name in OUTPUTS}
+    for i in range(samples):
+        for name, value in compute_outputs(TorchKernels(mode, seed + i), arrays, shapes).items():
+            stacks[name].append(value)
+    return {k: np.stack(v) for k, v in stacks.items()}
+
+
+#: runs the runner for one backend: (backend, inputs folder, outputs folder, samples, seed) -> record
+VfcExecutor = Callable[[VfcBackend, Path, Path, int, int], dict]
+
+
+@dataclass
+class ValidationResult:
+    table: object  # pandas.DataFrame, one row per (kind, dtype, output, engine)
+    tests: object  # pandas.DataFrame, one row per (kind, dtype, output, harness engine, vfc engine)
+    runs: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def parse_kinds(kinds) -> list[InputKind]:
+    out = []
+    for k in kinds:
+        try:
+            out.append(k if isinstance(k, InputKind) else InputKind(str(k).lower()))
+        except ValueError:
+            raise InputError(
+                f"input kind must be one of {[i.value for i in InputKind]}, got {k!r}"
+            ) from None
+    return out
+
+
+def parse_dtypes(dtypes) -> list[str]:
+    for d in dtypes:
+        if d not in DTYPES:
+            raise InputError(f"dtype must be one of {sorted(DTYPES)}, got {d!r}")
+    return list(dtypes)
+
+
+def validate(
+    workdir: Path,
+    executor: VfcExecutor,
+    *,
+    kinds=tuple(InputKind),
+    dtypes=("float32", "float64"),
+    modes=DEFAULT_MODES,
+    backends=DEFAULT_BACKENDS,
+    samples: int = 32,
+    seed: int = 0,
+    shapes: Shapes = Shapes(),
+    alpha: float = ALPHA,
+) -> ValidationResult:
+    """Run every engine on every case and summarise (see the module docstring).
+
+    Parameters
+    ----------
+    workdir : Path
+        Holds ``inputs/`` (bind-mounted read-only into the containers) and ``samples/<backend>/``.
+    executor : callable
+        Runs ``python -m harness.kernels.vfc_runner`` for one backend (in a container, or locally
+        inside the image).
+    samples : int
+        Samples per engine and case (>= 2).
+    """
+    import pandas as pd
+
+    if samples < 2:
+        raise InputError(f"samples must be >= 2 (significant bits need a spread), got {samples}")
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha must be in (0, 1), got {alpha}")
+    cases = [Case(k, d) for d in parse_dtypes(dtypes) for k in parse_kinds(kinds)]
+    backends = [parse_backend(b) for b in backends]
+    engines = [Engine(Source.HARNESS, mode=m) for m in modes]
+    engines += [Engine(Source.VERIFICARLO, backend=b) for b in backends]
+    if len({e.name for e in engines}) != len(engines):
+        raise InputError(f"engines must be distinct, got {[e.name for e in engines]}")
+    inputs = workdir / "inputs"
+    write_inputs(inputs, cases, shapes, seed)
+    seconds: dict[str, float] = {}
+    runs = []
+    for backend in backends:
+        out = workdir / "samples" / Engine(Source.VERIFICARLO, backend=backend).name
+        start = time.perf_counter()
+        runs.append(executor(backend, inputs, out, samples, seed))
+        seconds[Engine(Source.VERIFICARLO, backend=backend).name] = time.perf_counter() - start
+    rows, tests = [], []
+    harness_seconds = dict.fromkeys((e.name for e in engines if e.source is Source.HARNESS), 0.0)
+    for i, case in enumerate(cases):
+        arrays = make_inputs(case, shapes, seed + 1000 * i)
+        ref = reference_outputs(arrays, shapes)
+        per_engine = {}
+        for engine in engines:
+            if engine.source is Source.HARNESS:
+                start = time.perf_counter()
+                per_engine[engine.name] = harness_samples(engine.mode, arrays, shapes, samples,
+                                                          seed + 10_000 * (i + 1))  # fmt: skip
+                harness_seconds[engine.name] += time.perf_counter() - start
+            else:
+                path = workdir / "samples" / engine.name / f"{case.name}.npz"
+                if not path.is_file():
+                    raise InputError(f"the Verificarlo runner wrote no samples for {case.name}")
+                with np.load(path, allow_pickle=False) as data:
+                    per_engine[engine.name] = {k: data[k] for k in data.files}
+        dt = DTYPES[case.dtype]
+        for output in OUTPUTS:
+            base = {"input": case.kind.value, "dtype": case.dtype, "output": output}
+            for engine in engines:
+                rows.append({
+                    **base, "engine": engine.name, "t": engine.precision(case.dtype),
+                    **summarize_engine(per_engine[engine.name][output], ref[output], dt),
+                })  # fmt: skip
+            for h in (e for e in engines if e.source is Source.HARNESS):
+                for v in (e for e in engines if e.source is Source.VERIFICARLO):
+                    a = in_ulps(per_engine[h.name][output], ref[output], dt)
+                    b = in_ulps(per_engine[v.name][output], ref[output], dt)
+                    tests.append({
+                        **base, "harness": h.name, "verificarlo": v.name,
+                        **compare_engines(a, b, alpha),
+                    })  # fmt: skip
+    seconds.update(harness_seconds)
+    return ValidationResult(pd.DataFrame(rows), pd.DataFrame(tests), runs, seconds)
