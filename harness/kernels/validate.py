@@ -371,3 +371,103 @@ def validate(
                     })  # fmt: skip
     seconds.update(harness_seconds)
     return ValidationResult(pd.DataFrame(rows), pd.DataFrame(tests), runs, seconds)
+
+
+# ---------------------------------------------------------------- executors of the runner
+
+#: where the inputs and outputs are mounted inside the image
+CONTAINER_INPUTS = "/vfc/inputs"
+CONTAINER_OUTPUTS = "/vfc/outputs"
+
+
+def runner_command(backend: VfcBackend, inputs: str, outputs: str, samples: int, seed: int,
+                   python: str = "python3") -> list[str]:  # fmt: skip
+    """The command line of :mod:`harness.kernels.vfc_runner` for one backend."""
+    return [
+        python, "-m", "harness.kernels.vfc_runner", "--inputs", inputs, "--outputs", outputs,
+        "--backend", backend.name, "--samples", str(samples), "--seed", str(seed),
+    ]  # fmt: skip
+
+
+def local_executor(timeout_s: float = 600) -> VfcExecutor:
+    """Run the runner as a subprocess of this machine (inside the Verificarlo image)."""
+    import json
+    import subprocess
+    import sys
+
+    from harness.kernels.vfc import default_library
+
+    default_library()  # fail early, with the message saying where the library comes from
+
+    def run(backend, inputs, outputs, samples, seed):
+        cmd = runner_command(backend, str(inputs), str(outputs), samples, seed, sys.executable)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        if done.returncode != 0:
+            raise InputError(
+                f"the Verificarlo runner for {backend.name} exited with {done.returncode}: "
+                f"{done.stderr.strip()[-2000:]}"
+            )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    return run
+
+
+def container_executor(image: str, timeout_s: float = 600) -> VfcExecutor:
+    """Run the runner in ``image`` (network none), the inputs mounted read-only."""
+    import json
+
+    from harness.containers import run_container
+
+    def run(backend, inputs, outputs, samples, seed):
+        outputs.mkdir(parents=True, exist_ok=True)
+        cmd = runner_command(backend, CONTAINER_INPUTS, CONTAINER_OUTPUTS, samples, seed)
+        result = run_container(
+            image, cmd,
+            mounts={str(inputs.resolve()): (CONTAINER_INPUTS, "ro"),
+                    str(outputs.resolve()): (CONTAINER_OUTPUTS, "rw")},
+            timeout_s=timeout_s,
+        )  # fmt: skip
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    return run
+
+
+# ---------------------------------------------------------------- report
+
+TABLE_FILE = "validation.tsv"
+TESTS_FILE = "tests.tsv"
+
+
+def format_report(result: ValidationResult, alpha: float = ALPHA) -> str:
+    """Plain-text tables: mean significant bits and exact fraction per engine, then the tests."""
+    import pandas as pd
+
+    t = result.table
+    sig = t.pivot_table(index=["input", "dtype", "output"], columns="engine",
+                        values="sig_bits_mean", sort=False)  # fmt: skip
+    exact = t.pivot_table(index=["input", "dtype", "output"], columns="engine",
+                          values="exact_frac", sort=False)  # fmt: skip
+    cells = sig.copy().astype(object)
+    for col in sig.columns:
+        cells[col] = [
+            f"{s:5.1f}" + (f" ({e:.0%} exact)" if pd.notna(e) else "")
+            for s, e in zip(sig[col], exact[col])
+        ]
+    tests = result.tests.copy()
+    tests["pair"] = tests["harness"] + " vs " + tests["verificarlo"]
+    tests["rejected"] = [
+        f"{w}/{s} of {n}" for w, s, n in
+        zip(tests["welch_rejected"], tests["spread_rejected"], tests["elements"])
+    ]  # fmt: skip
+    rej = tests.pivot_table(index=["input", "dtype", "output"], columns="pair", values="rejected",
+                            aggfunc="first", sort=False)  # fmt: skip
+    with pd.option_context("display.width", 250, "display.max_rows", 1000,
+                           "display.max_columns", 50):  # fmt: skip
+        return (
+            "significant bits (CNH, mean over elements; exact: all samples equal the correctly "
+            "rounded reference, among representable references)\n"
+            f"{cells.to_string()}\n\n"
+            f"elements differing (Holm-corrected per output at alpha={alpha}): "
+            "Welch mean / Brown-Forsythe spread\n"
+            f"{rej.to_string()}\n"
+        )
