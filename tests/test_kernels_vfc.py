@@ -33,7 +33,6 @@ from harness.kernels.vfc_backends import (
     parse_backend,
 )
 
-
 # ---------------------------------------------------------------- backends
 
 

@@ -185,7 +185,7 @@ def compute_outputs(kernels, a: dict[str, np.ndarray], shapes: Shapes) -> dict[s
         a["bx"], a["bgy"], a["bmean"], a["binvstd"], a["gamma"]
     )
     values = (y, gx, gw, gb, by, bmean, binvstd, bgx, bgg, bgb)
-    return dict(zip(OUTPUTS, (np.asarray(v) for v in values)))
+    return dict(zip(OUTPUTS, (np.asarray(v) for v in values), strict=True))
 
 
 def reference_outputs(a: dict[str, np.ndarray], shapes: Shapes) -> dict[str, np.ndarray]:
@@ -200,7 +200,7 @@ def reference_outputs(a: dict[str, np.ndarray], shapes: Shapes) -> dict[str, np.
     gw, gb = ref.conv2d_backward_weight(a["x"], a["gy"], a["w"].shape, g)
     by, bmean, binvstd = ref.bn_forward_train(a["bx"], a["gamma"], a["beta"], EPS)
     bgx, bgg, bgb = ref.bn_backward_train(a["bx"], a["bgy"], a["bmean"], a["binvstd"], a["gamma"])
-    return dict(zip(OUTPUTS, (y, gx, gw, gb, by, bmean, binvstd, bgx, bgg, bgb)))
+    return dict(zip(OUTPUTS, (y, gx, gw, gb, by, bmean, binvstd, bgx, bgg, bgb), strict=True))
 
 
 # ---------------------------------------------------------------- the folder a runner reads

@@ -54,6 +54,9 @@ class ConvGeometry:
         return ConvShape(n, c, h, w, k, r, s, p, q, *self.stride, *self.padding, *self.dilation)
 
 
+#: stride 1, no padding, no dilation
+DEFAULT_GEOMETRY = ConvGeometry()
+
 _SUFFIX = {np.dtype(np.float32): "f", np.dtype(np.float64): "d"}
 
 
@@ -128,7 +131,7 @@ class KernelLibrary:
     def _fn(self, name: str, x: np.ndarray):
         return getattr(self.cdll, f"harness_{name}_{_suffix(x)}")
 
-    def conv2d_forward(self, x, w, b=None, geometry: ConvGeometry = ConvGeometry()) -> np.ndarray:
+    def conv2d_forward(self, x, w, b=None, geometry: ConvGeometry = DEFAULT_GEOMETRY) -> np.ndarray:
         """y = conv(x, w) + b."""
         x = _c("x", np.asarray(x), np.asarray(x).dtype, 4)
         w, b = _c("w", w, x.dtype, 4), _c("b", b, x.dtype, 1)
@@ -138,7 +141,7 @@ class KernelLibrary:
         return y
 
     def conv2d_backward_input(
-        self, gy, w, x_shape, geometry: ConvGeometry = ConvGeometry()
+        self, gy, w, x_shape, geometry: ConvGeometry = DEFAULT_GEOMETRY
     ) -> np.ndarray:
         """gx = conv_transpose(gy, w), of shape ``x_shape``."""
         gy = _c("gy", np.asarray(gy), np.asarray(gy).dtype, 4)
@@ -151,7 +154,7 @@ class KernelLibrary:
         return gx
 
     def conv2d_backward_weight(
-        self, x, gy, w_shape, bias: bool = True, geometry: ConvGeometry = ConvGeometry()
+        self, x, gy, w_shape, bias: bool = True, geometry: ConvGeometry = DEFAULT_GEOMETRY
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """gw = sum gy x and gb = sum gy (None without bias)."""
         x = _c("x", np.asarray(x), np.asarray(x).dtype, 4)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.kernels.clib import ConvGeometry
+from harness.kernels.clib import DEFAULT_GEOMETRY, ConvGeometry
 
 
 def _padded(x: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
@@ -24,7 +24,7 @@ def _window(xp: np.ndarray, r: int, s: int, p: int, q: int, g: ConvGeometry) -> 
               w0 : w0 + g.stride[1] * (q - 1) + 1 : g.stride[1]]  # fmt: skip
 
 
-def conv2d_forward(x, w, b=None, geometry: ConvGeometry = ConvGeometry(), dtype=np.longdouble):
+def conv2d_forward(x, w, b=None, geometry: ConvGeometry = DEFAULT_GEOMETRY, dtype=np.longdouble):
     """y = conv(x, w) + b in ``dtype``."""
     x, w = np.asarray(x, dtype), np.asarray(w, dtype)
     n, c, h, wd = x.shape
@@ -40,7 +40,7 @@ def conv2d_forward(x, w, b=None, geometry: ConvGeometry = ConvGeometry(), dtype=
     return y
 
 
-def conv2d_backward_input(gy, w, x_shape, geometry=ConvGeometry(), dtype=np.longdouble):
+def conv2d_backward_input(gy, w, x_shape, geometry: ConvGeometry = DEFAULT_GEOMETRY, dtype=np.longdouble):
     """gx = conv_transpose(gy, w) in ``dtype`` (scatter of each output's gradient)."""
     gy, w = np.asarray(gy, dtype), np.asarray(w, dtype)
     n, c, h, wd = x_shape
@@ -55,7 +55,7 @@ def conv2d_backward_input(gy, w, x_shape, geometry=ConvGeometry(), dtype=np.long
     return gxp[:, :, ph : ph + h, pw : pw + wd]
 
 
-def conv2d_backward_weight(x, gy, w_shape, geometry=ConvGeometry(), dtype=np.longdouble):
+def conv2d_backward_weight(x, gy, w_shape, geometry: ConvGeometry = DEFAULT_GEOMETRY, dtype=np.longdouble):
     """(gw, gb) = (sum gy x, sum gy) in ``dtype``."""
     x, gy = np.asarray(x, dtype), np.asarray(gy, dtype)
     k, c, r_, s_ = w_shape
