@@ -259,6 +259,13 @@ def test_mmdebstrap_command_and_import_changes(tmp_path):
     assert any("org.harness.kind=base" in c for c in changes)
 
 
+def test_gpu_requests_ask_for_every_gpu():
+    from harness.containers.run import gpu_requests
+
+    (request,) = gpu_requests()
+    assert request["Count"] == -1 and request["Capabilities"] == [["gpu"]]
+
+
 # ----------------------------------------------------------------------------- errors
 def test_container_failed_message_has_exit_code_and_tail():
     err = ContainerFailed("img:1", ["python", "-c", "x"], 3, ["a", "Traceback", "boom"])

@@ -72,13 +72,14 @@ def build(kind, torch_version, torch_variant, base_image, tag, build_args, quiet
 @click.option("--mount", "mounts", multiple=True, metavar="HOST:CONTAINER",
               help="Bind-mount a host folder (repeatable).")  # fmt: skip
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Kill after this many s.")
-def run(image, command, env, mounts, timeout_s) -> None:
+@click.option("--gpus", is_flag=True, help="Give the container every GPU (CUDA images).")
+def run(image, command, env, mounts, timeout_s, gpus) -> None:
     """Run COMMAND in IMAGE (no network; container removed afterwards): IMAGE -- CMD..."""
     from harness.containers import run_container
     from harness.containers.bench import parse_env, parse_mounts
 
     result = run_container(image, list(command), env=parse_env(env), mounts=parse_mounts(mounts),
-                           timeout_s=timeout_s)  # fmt: skip
+                           timeout_s=timeout_s, gpus=gpus)  # fmt: skip
     click.echo(result.logs, nl=False)
 
 
@@ -113,14 +114,15 @@ def list_() -> None:
               help="Environment inside the containers, e.g. VFC_BACKENDS=... (repeatable).")  # fmt: skip
 @click.option("--timeout", "timeout_s", type=float, default=1800, show_default=True,
               help="Time limit per image, seconds.")  # fmt: skip
-def bench(images, suite, k, out, db, env, timeout_s) -> None:
+@click.option("--gpus", is_flag=True, help="Give the containers every GPU (CUDA images).")
+def bench(images, suite, k, out, db, env, timeout_s, gpus) -> None:
     """Run benchmark suites in each IMAGE, ingest the JSONs, compare the first image to the rest."""
     from harness.compare import compare_results, render_comparison
     from harness.containers import bench_images
     from harness.containers.bench import parse_env
 
     result = bench_images(list(images), suite=suite, k=k, out=out, db=db, env=parse_env(env),
-                          timeout_s=timeout_s)  # fmt: skip
+                          timeout_s=timeout_s, gpus=gpus)  # fmt: skip
     for image, path in result.files.items():
         click.echo(f"{image}: {path}")
     click.echo(f"database {result.db_path}: {result.summary}")

@@ -126,6 +126,7 @@ def bench_images(
     env: Mapping[str, str] | None = None,
     timeout_s: float | None = 1800,
     pytest_args: Sequence[str] = (),
+    gpus: bool = False,
     client=None,
     progress=True,
 ) -> BenchResult:
@@ -147,6 +148,11 @@ def bench_images(
         Extra environment inside the containers (e.g. ``VFC_BACKENDS``, ``OMP_NUM_THREADS``).
     timeout_s : float, optional
         Time limit of each container.
+    pytest_args : list of str
+        More pytest arguments.
+    gpus : bool
+        Give the containers every GPU (CUDA images; the suites then run their CUDA cases too,
+        select them with ``k``).
     """
     from harness.containers.engine import connect, get_image
     from harness.containers.progress import reporter
@@ -170,7 +176,7 @@ def bench_images(
         result = run_container(
             image, bench_command(suite, k, f"{OUT_MOUNT}/{name}", pytest_args),
             mounts={out: OUT_MOUNT}, env=run_env, workdir=BENCH_ROOT, timeout_s=timeout_s,
-            client=client,
+            gpus=gpus, client=client,
         )  # fmt: skip
         logs[image] = result.logs
         if not (out / name).is_file():

@@ -62,19 +62,24 @@ def build_context_dir(
     The build never pulls (no registry is assumed), removes intermediate containers, and runs with
     network mode ``network`` (``none`` unless the image installs system packages).
     """
+    import docker
+
     check_tag("tag", tag)
-    chunks = client.api.build(
-        path=str(context),
-        tag=tag,
-        buildargs=dict(build_args or {}),
-        labels=dict(labels or {}),
-        network_mode=BuildNetwork(network).value,
-        rm=True,
-        forcerm=True,
-        pull=False,
-        decode=True,
-    )
-    image_id = follow_build(chunks, tag, reporter(progress))
+    try:
+        chunks = client.api.build(
+            path=str(context),
+            tag=tag,
+            buildargs=dict(build_args or {}),
+            labels=dict(labels or {}),
+            network_mode=BuildNetwork(network).value,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+        )
+        image_id = follow_build(chunks, tag, reporter(progress))
+    except docker.errors.APIError as exc:  # refused before streaming (e.g. bad Dockerfile)
+        raise BuildFailed(tag, None, str(exc.explanation or exc), []) from None
     return image_id or client.images.get(tag).id
 
 

@@ -29,6 +29,21 @@ class ContainerResult:
         return self.logs.rstrip().splitlines()[-lines:]
 
 
+def gpu_requests() -> list:
+    """docker-py device requests for every GPU of the host (``docker run --gpus all``)."""
+    from docker.types import DeviceRequest
+
+    return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+
+
+def refused(exc, gpus: bool) -> str:
+    """Why the engine would not create or start a container, and what to do."""
+    text = f"could not be started: {getattr(exc, 'explanation', None) or exc}"
+    if gpus:
+        text += " (GPUs need the NVIDIA container toolkit on the host: nvidia-ctk runtime configure)"
+    return text
+
+
 def check_mounts(mounts: Mapping[Path, str] | None) -> dict[str, dict]:
     """docker-py ``volumes=`` from ``{host path: container path}``; host folders must exist."""
     volumes = {}
@@ -51,6 +66,7 @@ def run_container(
     workdir: str | None = None,
     timeout_s: float | None = None,
     check: bool = True,
+    gpus: bool = False,
     client=None,
 ) -> ContainerResult:
     """Run ``command`` in a fresh container of ``image`` with network mode ``none``.
@@ -73,6 +89,9 @@ def run_container(
         Kill the container after this many seconds.
     check : bool
         Raise :class:`ContainerFailed` when the exit status is not 0.
+    gpus : bool
+        Give the container every GPU (``DeviceRequest(count=-1, capabilities=[["gpu"]])``; needs
+        the NVIDIA container toolkit on the host and an image with a CUDA torch).
 
     Raises
     ------
@@ -81,6 +100,8 @@ def run_container(
     ContainerFailed
         Exit status != 0 or time limit reached; carries the last log lines.
     """
+    import docker
+
     from harness.containers.engine import connect, get_image
 
     if not command or not all(isinstance(c, str) for c in command):
@@ -91,13 +112,20 @@ def run_container(
     client = client or connect()
     found = get_image(client, image)
     user = f"{os.getuid()}:{os.getgid()}" if volumes else None
-    container = client.containers.create(
-        found.id, command, network_mode="none", user=user, volumes=volumes,
-        environment={**BASE_ENV, "HARNESS_IMAGE": image, "HARNESS_IMAGE_ID": found.id,
-                     **dict(env or {})}, working_dir=workdir, detach=True,
-    )  # fmt: skip
     try:
-        container.start()
+        container = client.containers.create(
+            found.id, command, network_mode="none", user=user, volumes=volumes,
+            device_requests=gpu_requests() if gpus else None,
+            environment={**BASE_ENV, "HARNESS_IMAGE": image, "HARNESS_IMAGE_ID": found.id,
+                         **dict(env or {})}, working_dir=workdir, detach=True,
+        )  # fmt: skip
+    except docker.errors.APIError as exc:
+        raise ContainerFailed(image, list(command), -1, [], refused(exc, gpus)) from None
+    try:
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            raise ContainerFailed(image, list(command), -1, [], refused(exc, gpus)) from None
         why = ""
         try:
             status = container.wait(timeout=timeout_s)
