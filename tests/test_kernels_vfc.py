@@ -201,3 +201,21 @@ def test_ctypes_build_is_bitwise_the_torch_extension(tmp_path, mode):
     theirs = compute_outputs(TorchKernels(KernelMode(mode), 5), arrays, shapes)
     for name in OUTPUTS:
         np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+
+
+def test_validate_cli_refuses_bad_backends_before_any_work(run_cli, tmp_path):
+    code, _, err = run_cli("kernels", "validate", "--out", tmp_path / "v", "--backend", "prism")
+    assert code == 2 and "unknown Verificarlo backend 'prism'" in err and "Traceback" not in err
+    code, _, err = run_cli("kernels", "validate", "--out", tmp_path / "v", "--backend", "")
+    assert code == 2 and "non-empty string" in err
+    code, _, err = run_cli("kernels", "validate", "--out", tmp_path / "v", "--samples", "1")
+    assert code == 2 and "--samples must be >= 2" in err
+    assert not (tmp_path / "v").exists()
+
+
+def test_validate_local_without_the_image_says_where_the_library_comes_from(
+    run_cli, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("HARNESS_VFC_LIBRARY", raising=False)
+    code, _, err = run_cli("kernels", "validate", "--local", "--out", tmp_path / "v")
+    assert code == 2 and "harness containers build verificarlo" in err
