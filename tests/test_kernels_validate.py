@@ -133,3 +133,14 @@ def test_vectorised_brown_forsythe_is_scipys_levene_median():
     a, b = rng.standard_normal((20, 5)), rng.standard_normal((15, 5)) * 1.5
     expected = [stats.levene(a[:, j], b[:, j], center="median").pvalue for j in range(5)]
     np.testing.assert_allclose(brown_forsythe(a, b), expected, rtol=1e-10)
+
+
+def test_brown_forsythe_of_two_even_splits_is_not_a_difference():
+    """Two values drawn 16/16 in both groups: every deviation from the median (the midpoint) is
+    the same, the ANOVA is 0/0, and the spreads are equal."""
+    from harness.kernels.validate import brown_forsythe
+
+    a = np.repeat([[0.1], [0.3]], 16, axis=0)
+    b = np.repeat([[0.3], [0.1]], 16, axis=0)
+    assert brown_forsythe(a, b)[0] == 1.0
+    assert brown_forsythe(a, np.repeat([[0.0], [0.4]], 16, axis=0))[0] == 0.0

@@ -135,8 +135,13 @@ def brown_forsythe(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     grand = (na * ma + nb * mb) / (na + nb)
     between = na * (ma - grand) ** 2 + nb * (mb - grand) ** 2
     within = ((za - ma) ** 2).sum(axis=0) + ((zb - mb) ** 2).sum(axis=0)
-    f = (na + nb - 2) * between / within
-    return stats.f.sf(f, 1, na + nb - 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = stats.f.sf((na + nb - 2) * between / within, 1, na + nb - 2)
+    # no spread of the deviations in either group (e.g. two values drawn 50/50, whose median is
+    # their midpoint): equal spreads unless the deviations themselves differ
+    degenerate = within <= 1e-12 * np.maximum(ma + mb, 1e-300)
+    same = np.isclose(ma, mb, rtol=1e-9, atol=0.0)
+    return np.where(degenerate, np.where(same, 1.0, 0.0), p)
 
 
 def two_sample_pvalues(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
