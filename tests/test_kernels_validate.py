@@ -144,3 +144,30 @@ def test_brown_forsythe_of_two_even_splits_is_not_a_difference():
     b = np.repeat([[0.3], [0.1]], 16, axis=0)
     assert brown_forsythe(a, b)[0] == 1.0
     assert brown_forsythe(a, np.repeat([[0.0], [0.4]], 16, axis=0))[0] == 0.0
+
+
+def _binade_edge_outputs(kernels):
+    """4096 results of fma(2, 1, 0) then fma(2^-25, 1, acc): the exact sum is 2 + 2^-25."""
+    from harness.kernels.clib import DEFAULT_GEOMETRY
+
+    x = np.empty((1, 2, 64, 64), np.float32)
+    x[:, 0], x[:, 1] = 2.0, 2.0**-25
+    return kernels.conv2d_forward(x, np.ones((1, 2, 1, 1), np.float32), None, DEFAULT_GEOMETRY)
+
+
+def test_rr_lowers_exact_powers_of_two_with_probability_a_quarter(tmp_path):
+    """The documented difference with Verificarlo (docs/verificarlo.md, point 2): harness rr
+    perturbs the exact 2 of the first fma; sr never leaves {2, 2 + 2^-22}."""
+    from scipy import stats
+
+    from harness.kernels.vfc import build_library, load_native_library
+
+    out = {}
+    for mode in ("sr", "rr"):
+        lib = load_native_library(build_library(tmp_path / f"{mode}.so", mode, "native"), seed=3)
+        out[mode] = _binade_edge_outputs(lib).ravel()
+    assert set(np.unique(out["sr"])) == {np.float32(2.0), np.float32(2.0 + 2.0**-22)}
+    assert stats.binomtest(int((out["sr"] > 2).sum()), out["sr"].size, 1 / 8).pvalue > 1e-4
+    below = int((out["rr"] < 2).sum())
+    # P(first result lowered) = 1/4, then about half of those stay below 2 after the addition
+    assert 0.2 < below / out["rr"].size < 0.35

@@ -196,3 +196,31 @@ def test_validate_cli_missing_image_names_the_build_command(run_cli, tmp_path, d
                            "harness/verificarlo:no-such-tag")  # fmt: skip
     assert code == 2 and "harness containers build verificarlo" in err
     assert not (tmp_path / "v" / "manifest.json").exists()
+
+
+EDGE_SCRIPT = r"""
+import json, sys, numpy as np
+from harness.kernels.clib import DEFAULT_GEOMETRY
+from harness.kernels.vfc import load_library
+k = load_library(sys.argv[1])
+x = np.empty((1, 2, 64, 64), np.float32); x[:, 0], x[:, 1] = 2.0, 2.0**-25
+y = k.conv2d_forward(x, np.ones((1, 2, 1, 1), np.float32), None, DEFAULT_GEOMETRY).ravel()
+print(json.dumps([int((y < 2).sum()), int((y == 2).sum()), int((y > 2).sum())]))
+"""
+
+
+def test_random_rounding_reaches_below_a_power_of_two_and_mca_int_does_not(
+    verificarlo_image, docker_client
+):
+    """docs/verificarlo.md point 3: the exact sum 2 + 2^-25 (float32). mca rr returns
+    2 - 2^-23 with probability 1/8 (noise one upper ulp wide); mca_int rr, like SR, never."""
+    from scipy import stats
+
+    counts = {}
+    for backend in ("mca-rr", "mca_int-rr"):
+        logs = run_in(verificarlo_image, EDGE_SCRIPT, docker_client, backend).logs
+        counts[backend] = json.loads(logs.strip().splitlines()[-1])
+    below, _, _ = counts["mca-rr"]
+    assert stats.binomtest(below, 4096, 1 / 8).pvalue > 1e-4
+    assert counts["mca_int-rr"][0] == 0
+    assert stats.binomtest(counts["mca_int-rr"][2], 4096, 1 / 8).pvalue > 1e-4
