@@ -7,11 +7,10 @@ and harness-rr must be told apart on exact inputs (it perturbs exact powers of t
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
+from harness.experiments.vfc_validate import validate
 from harness.kernels.cases import OUTPUTS, Case, InputKind, Shapes, make_inputs, read_inputs
 from harness.kernels.validate import (
     HarnessBuild,
@@ -20,7 +19,6 @@ from harness.kernels.validate import (
     holm,
     sample_errors,
     two_sample_pvalues,
-    validate,
 )
 
 
@@ -82,26 +80,25 @@ def stand_in_run(tmp_path_factory):
     """validate() with a native sr build standing in for the Verificarlo backend."""
     from harness.kernels.cases import compute_outputs
     from harness.kernels.vfc import build_library, load_native_library
+    from harness.kernels.vfc_runner import write_samples
 
     root = tmp_path_factory.mktemp("validate")
     lib = build_library(root / "libk_sr.so", "sr", "native")
 
-    def executor(backend, inputs, out, samples, seed):
-        shapes, cases = read_inputs(inputs)
+    def executor(backend, run_dir, samples, seed):
+        shapes, cases = read_inputs(run_dir)
         kernels = load_native_library(lib, seed=987654321)
-        out.mkdir(parents=True, exist_ok=True)
         for case, arrays in cases:
             stacks = {name: [] for name in OUTPUTS}
             for _ in range(samples):
                 for name, value in compute_outputs(kernels, arrays, shapes).items():
                     stacks[name].append(value)
-            np.savez(out / f"{case.name}.npz", **{k: np.stack(v) for k, v in stacks.items()})
-        record = {"backend": backend.name}
-        (out / "run.json").write_text(json.dumps(record))
-        return record
+            write_samples(run_dir, backend.engine, case.name,
+                          {k: np.stack(v) for k, v in stacks.items()})  # fmt: skip
+        return {"backend": backend.name}
 
     # the C-library build of harness's kernels: bitwise the torch extension (test_kernels_vfc.py)
-    return validate(root / "work", executor, kinds=["random", "exact-int"], dtypes=["float32"],
+    return validate(root / "run", executor, kinds=["random", "exact-int"], dtypes=["float32"],
                     backends=["mca-rr"], samples=24, seed=1,
                     harness_build=HarnessBuild.C_LIBRARY)  # fmt: skip
 
@@ -171,3 +168,33 @@ def test_rr_lowers_exact_powers_of_two_with_probability_a_quarter(tmp_path):
     below = int((out["rr"] < 2).sum())
     # P(first result lowered) = 1/4, then about half of those stay below 2 after the addition
     assert 0.2 < below / out["rr"].size < 0.35
+
+
+def test_run_validation_writes_a_complete_catalogued_run(tmp_path):
+    """The stored run: manifest, tables, report, inputs and samples, every file declared."""
+    from harness.experiments.vfc_validate import run_validation
+    from harness.kernels.cases import compute_outputs
+    from harness.kernels.vfc import build_library, load_native_library
+    from harness.kernels.vfc_runner import write_samples
+    from harness.runs import read_manifest
+    from harness.runs.audit import audit
+
+    lib = build_library(tmp_path / "lib" / "libk_sr.so", "sr", "native")
+
+    def executor(backend, run_dir, samples, seed):
+        shapes, cases = read_inputs(run_dir)
+        kernels = load_native_library(lib, seed=seed + 99)
+        for case, arrays in cases:
+            outs = [compute_outputs(kernels, arrays, shapes) for _ in range(samples)]
+            write_samples(run_dir, backend.engine, case.name,
+                          {k: np.stack([o[k] for o in outs]) for k in OUTPUTS})  # fmt: skip
+        return {"backend": backend.name, "seconds": 0.0}
+
+    out = tmp_path / "run"
+    summary = run_validation(out, image=None, executor=executor, kinds=["zeros"],
+                             dtypes=["float64"], samples=4, backends=["mca-rr"])  # fmt: skip
+    assert "harness-sr vs vfc-mca-rr" in summary["report"]
+    manifest = read_manifest(out)
+    assert manifest["status"] == "complete" and manifest["kind"] == "kernels-validate"
+    assert manifest["config"]["backends"] == ["mca-rr@24,53"]
+    assert [str(f) for f in audit(out)] == []

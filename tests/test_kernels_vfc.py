@@ -148,8 +148,8 @@ def test_missing_library_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_runner_exits_2_on_a_bad_backend(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "harness.kernels.vfc_runner", "--inputs", str(tmp_path),
-         "--outputs", str(tmp_path / "o"), "--backend", "prism"],
+        [sys.executable, "-m", "harness.kernels.vfc_runner", "--run", str(tmp_path),
+         "--backend", "prism"],
         capture_output=True, text=True, cwd=os.getcwd(),
     )  # fmt: skip
     assert result.returncode == 2

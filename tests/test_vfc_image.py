@@ -140,7 +140,7 @@ def test_backends_in_the_image_ieee_is_exact_rr_varies(verificarlo_image, docker
 @pytest.fixture(scope="session")
 def validation(tmp_path_factory, verificarlo_image):
     """A small validation run: random and exact-integer inputs, float32, 32 samples."""
-    from harness.kernels.validate import run_validation
+    from harness.experiments.vfc_validate import run_validation
 
     out = tmp_path_factory.mktemp("validate") / "run"
     summary = run_validation(out, image=verificarlo_image, kinds=["random", "exact-int"],
@@ -189,6 +189,9 @@ def test_validate_cli_happy_path(run_cli, tmp_path, verificarlo_image):
                              "--samples", "4", "--backend", "mca-rr")  # fmt: skip
     assert code == 0, err
     assert "harness-sr vs vfc-mca-rr" in out and (tmp_path / "v" / "validation.tsv").is_file()
+    from harness.runs.audit import audit
+
+    assert [str(f) for f in audit(tmp_path / "v")] == []  # every file it wrote is catalogued
 
 
 def test_validate_cli_missing_image_names_the_build_command(run_cli, tmp_path, docker_client):

@@ -43,7 +43,7 @@ def validate(image, local, out, backends, modes, kinds, dtypes, samples, seed, a
     and batchnorm forward and backward, float32 and float64. Prints significant bits, exactness and
     the per-element two-sample tests; writes them under --out.
     """
-    from harness.kernels.validate import run_validation
+    from harness.experiments.vfc_validate import run_validation
 
     summary = run_validation(
         out, image=None if local else image, backends=backends or None, modes=modes or None,

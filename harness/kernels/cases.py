@@ -203,32 +203,42 @@ def reference_outputs(a: dict[str, np.ndarray], shapes: Shapes) -> dict[str, np.
     return dict(zip(OUTPUTS, (y, gx, gw, gb, by, bmean, binvstd, bgx, bgg, bgb), strict=True))
 
 
-# ---------------------------------------------------------------- the folder a runner reads
-
-CASES_FILE = "cases.json"
+# ---------------------------------------------------------------- the files a runner reads
 
 
-def write_inputs(folder: Path, cases: list[Case], shapes: Shapes, seed: int) -> dict:
-    """Write every case's arrays (``<case>.npz``) and ``cases.json`` into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
+def write_inputs(run_dir: Path, cases: list[Case], shapes: Shapes, seed: int) -> dict:
+    """Write every case's arrays and the case list into ``run_dir`` (catalogue:
+    ``inputs/cases.json``, ``inputs/{case}/{array}.npy``)."""
+    from harness.runs import atomic_write_json
+    from harness.runs.catalogue import VALIDATION_CASES, VALIDATION_INPUT
+
     index = {"shapes": asdict(shapes), "seed": seed, "cases": []}
     for i, case in enumerate(cases):
-        np.savez(folder / f"{case.name}.npz", **make_inputs(case, shapes, seed + 1000 * i))
+        for name, array in make_inputs(case, shapes, seed + 1000 * i).items():
+            path = VALIDATION_INPUT.path(run_dir, case=case.name, array=name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, array, allow_pickle=False)
         index["cases"].append({"name": case.name, "kind": case.kind.value, "dtype": case.dtype})
-    (folder / CASES_FILE).write_text(json.dumps(index, indent=2) + "\n")
+    atomic_write_json(VALIDATION_CASES.path(run_dir), index)
     return index
 
 
-def read_inputs(folder: Path) -> tuple[Shapes, list[tuple[Case, dict[str, np.ndarray]]]]:
+def read_inputs(run_dir: Path) -> tuple[Shapes, list[tuple[Case, dict[str, np.ndarray]]]]:
     """Read what :func:`write_inputs` wrote."""
-    path = folder / CASES_FILE
+    from harness.runs.catalogue import VALIDATION_CASES, VALIDATION_INPUT
+
+    path = VALIDATION_CASES.path(run_dir)
     if not path.is_file():
-        raise InputError(f"no {CASES_FILE} in the inputs folder {folder}")
+        raise InputError(f"no {VALIDATION_CASES.name} in {run_dir}")
     index = json.loads(path.read_text())
     shapes = Shapes(**index["shapes"])
     out = []
     for entry in index["cases"]:
         case = Case(InputKind(entry["kind"]), entry["dtype"])
-        with np.load(folder / f"{entry['name']}.npz", allow_pickle=False) as data:
-            out.append((case, {k: data[k] for k in data.files}))
+        arrays = {}
+        for file in VALIDATION_INPUT.glob(run_dir):
+            fields = VALIDATION_INPUT.match(file.relative_to(run_dir))
+            if fields["case"] == case.name:
+                arrays[fields["array"]] = np.load(file, allow_pickle=False)
+        out.append((case, arrays))
     return shapes, out

@@ -92,6 +92,11 @@ class VfcBackend:
             return "ieee"
         return f"{self.library.value}-{self.mode.value}@{self.precision_binary32},{self.precision_binary64}"
 
+    @property
+    def engine(self) -> str:
+        """Engine name in validation tables and run folders: ``vfc-mca-rr``, ``vfc-ieee``."""
+        return "vfc-" + self.name.split("@")[0]
+
     def with_seed(self, seed: int | None) -> VfcBackend:
         return replace(self, seed=seed)
 
