@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "check": "harness.commands.check:check",
     "containers": "harness.commands.containers:containers",
     "introspect": "harness.commands.introspect:introspect",
+    "kernels": "harness.commands.kernels:kernels",
     "train": "harness.commands.train:train",
 }
 
@@ -46,6 +47,7 @@ SHORT_HELP: dict[str, str] = {
     "check": "CI gate: exit 1 when significant bits or throughput regress past bounds.",
     "containers": "Docker images (standard, Verificarlo): build, run, benchmark image vs image.",
     "introspect": "Per-group gradient/activation spectra during training (offline demos).",
+    "kernels": "Instrumented kernels: validate harness's sr/rr against Verificarlo (image).",
     "train": "Train FastSurferCNN views on a cohort (optionally perturbed); resumable.",
 }
 

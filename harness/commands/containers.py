@@ -40,14 +40,28 @@ def base(tag: str, rebuild: bool) -> None:
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE",
               help="Extra Dockerfile build argument (repeatable).")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="Do not show build steps.")
-def build(kind, torch_version, torch_variant, base_image, tag, build_args, quiet) -> None:
+@click.option("--verificarlo-tarball", "vfc_tarball", default=None, type=click.Path(dir_okay=False),
+              help="verificarlo: build Verificarlo from this source tarball instead of the "
+                   "upstream tag (offline builds).")  # fmt: skip
+def build(kind, torch_version, torch_variant, base_image, tag, build_args, quiet,
+          vfc_tarball) -> None:  # fmt: skip
     """Build the standard or the Verificarlo image; prints its tag."""
     from harness.containers import build_image
     from harness.containers.bench import parse_env
+    from harness.errors import InputError
 
     args = parse_env(build_args, option="--build-arg")
+    files = None
+    if vfc_tarball is not None:
+        if kind != "verificarlo":
+            raise InputError(f"--verificarlo-tarball applies to the verificarlo image, not {kind!r}")
+        from harness.containers.verificarlo import tarball_inputs
+
+        files, tar_args = tarball_inputs(vfc_tarball)
+        args = {**tar_args, **args}
     tag = build_image(kind, tag=tag, base=base_image, torch=torch_version, build_args=args,
-                      variant=torch_variant, progress=not quiet)  # fmt: skip
+                      variant=torch_variant, progress=not quiet,
+                      context_files=files)  # fmt: skip
     click.echo(tag)
 
 

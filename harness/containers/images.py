@@ -118,7 +118,8 @@ IMAGES: dict[ImageKind, ImageSpec] = {
         base="harness/standard:torch{torch}-{variant}",
         network=BuildNetwork.HOST,
         parts=(ContextPart.KERNELS,),
-        build_args={},
+        # Verificarlo itself builds on the plain base, so a new standard image reuses its layers
+        build_args={"BUILD_BASE": DEFAULT_BASE, "VERIFICARLO_REF": "v2.4.0"},
     ),
 }
 

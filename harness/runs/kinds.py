@@ -25,6 +25,7 @@ class RunKind(Enum):
     KERNEL_BENCH = "kernel-bench"  # the demo's kernel microbenchmark stage
     REPORT = "report"  # the demo's report stage
     CONTAINER_BENCH = "container-bench"  # harness containers bench
+    KERNELS_VALIDATE = "kernels-validate"  # harness kernels validate (harness vs Verificarlo)
 
     @classmethod
     def parse(cls, value: RunKind | str) -> RunKind:
