@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir
+
 
 @click.command()
 @click.option(
@@ -26,7 +28,7 @@ import click
 )
 @click.option("--factor", default=None, help="With --ensemble: keep only members of this factor.")
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Output run directory."
+    "--out", required=True, type=OutputDir(), help="Output run directory."
 )
 @click.option(
     "--regressors",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir
+
 
 @click.group()
 def data() -> None:
@@ -13,7 +15,7 @@ def data() -> None:
 @data.command()
 @click.option("--subjects", "-n", type=int, required=True, help="Number of subjects.")
 @click.option(
-    "--out", "-o", "out", type=click.Path(file_okay=False), required=True, help="Cohort directory."
+    "--out", "-o", "out", type=OutputDir(), required=True, help="Cohort directory."
 )
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Base seed (same seed => same files)."

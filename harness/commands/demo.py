@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from harness.commands.options import OutputDir
+
 
 @click.command()
 @click.option(
     "--out",
     "-o",
-    type=click.Path(file_okay=False),
+    type=OutputDir(),
     default="harness-runs/demo",
     show_default=True,
     help="Output folder (resumes if it exists).",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir
 from harness.commands.train import training_options
 
 
@@ -15,7 +16,7 @@ def ensemble() -> None:
 @ensemble.command()
 @click.option("--cohort", required=True, type=click.Path(file_okay=False), help="Cohort directory.")
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Ensemble directory ENS."
+    "--out", required=True, type=OutputDir(), help="Ensemble directory ENS."
 )
 @click.option(
     "--factor",

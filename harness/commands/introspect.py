@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir
+
 
 @click.command()
 @click.option(
@@ -13,7 +15,7 @@ import click
     help="digits: sklearn digits MLP (even/odd); volumes: regional-volume MLP; images: 3D CNN.",
 )
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Output run directory."
+    "--out", required=True, type=OutputDir(), help="Output run directory."
 )
 @click.option(
     "--cohort",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputFile
+
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
 @click.option(
     "-o", "--output", default="report.html", show_default=True,
-    type=click.Path(dir_okay=False), help="HTML file; report.md is written beside it.",
+    type=OutputFile(), help="HTML file; report.md is written beside it.",
 )  # fmt: skip
 @click.option("--title", default="harness stability report", show_default=True)
 def report(runs: tuple[str, ...], output: str, title: str) -> None:

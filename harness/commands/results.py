@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputFile
+
 FORMATS = ["table", "tsv", "json"]
 
 
@@ -15,7 +17,8 @@ def results() -> None:
 @results.command()
 @click.argument("roots", nargs=-1, required=True, type=click.Path())
 @click.option(
-    "--db", "db_path", default=None, help="Database file (default: FIRST_ROOT/harness.duckdb)."
+    "--db", "db_path", type=OutputFile(), default=None,
+    help="Database file (default: FIRST_ROOT/harness.duckdb).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(roots: tuple[str, ...], db_path: str | None, quiet: bool) -> None:
