@@ -21,7 +21,11 @@ def results() -> None:
     help="Database file (default: FIRST_ROOT/harness.duckdb).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(roots: tuple[str, ...], db_path: str | None, quiet: bool) -> None:
+@click.option(
+    "--skip-bad", is_flag=True,
+    help="Exit 0 even when some run manifests cannot be read (they are named on stderr).",
+)  # fmt: skip
+def ingest(roots: tuple[str, ...], db_path: str | None, quiet: bool, skip_bad: bool) -> None:
     """Add new and changed runs and benchmark files under ROOTS to the database."""
     from harness.store.db import ResultsDB, default_db_path
 
@@ -29,6 +33,8 @@ def ingest(roots: tuple[str, ...], db_path: str | None, quiet: bool) -> None:
     with ResultsDB(path) as db:
         summary = db.ingest(list(roots), progress=not quiet)
     click.echo(f"{path}: {summary.describe()}")
+    for line in summary.check_bad(skip_bad):
+        click.echo(line, err=True)
 
 
 @results.command()

@@ -71,6 +71,8 @@ class IngestSummary:
     benchmark_files_updated: list[str] = field(default_factory=list)
     benchmark_files_unchanged: int = 0
     removed: list[str] = field(default_factory=list)
+    #: (manifest path, reason) of run manifests that could not be read: corrupt, unknown schema
+    bad: list[tuple[str, str]] = field(default_factory=list)
     metric_rows: int = 0
     benchmark_rows: int = 0
     spectra_rows: int = 0
@@ -96,7 +98,19 @@ class IngestSummary:
             f"{len(self.benchmark_files_updated)} updated, {self.benchmark_files_unchanged} "
             f"unchanged; {len(self.removed)} removed (gone from disk); rows added: {self.metric_rows} metrics, {self.benchmark_rows} "
             f"benchmarks, {self.spectra_rows} spectra"
+            + (f"; {len(self.bad)} unreadable manifests left out" if self.bad else "")
         )
+
+    def check_bad(self, skip_bad: bool = False) -> list[str]:
+        """Raise :class:`InputError` naming every unreadable manifest, unless ``skip_bad``;
+        then return one warning line per manifest left out."""
+        lines = [f"{path}: {reason}" for path, reason in self.bad]
+        if lines and not skip_bad:
+            raise InputError(
+                f"{len(lines)} run manifest(s) cannot be read (fix or remove them, or pass "
+                "--skip-bad to leave them out): " + "; ".join(lines)
+            )
+        return [f"warning: left out unreadable manifest {line}" for line in lines]
 
 
 def _sha256(path: Path) -> str:
@@ -143,6 +157,8 @@ class ResultsDB:
         self.path = str(path)
         self._pending: dict[str, list[pd.DataFrame]] = {}
         self._assigned: dict[str, str] = {}  # run ids given out in the current ingest
+        #: warnings about inputs left out (see :func:`load_results`)
+        self.warnings: list[str] = []
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise InputError(
                 f"no results database at {self.path}; create it with `harness results ingest`"
@@ -303,8 +319,11 @@ class ResultsDB:
     def _ingest_run(self, run_dir: Path, root: Path, summary: IngestSummary) -> None:
         try:
             manifest = read_manifest(run_dir / MANIFEST)
-        except InputError:
-            return  # being replaced right now, not ours, or newer: skip, retry next ingest
+        except InputError as exc:
+            # manifests are written atomically, so this one is corrupt or of a newer schema
+            reason = str(exc).removeprefix(f"{run_dir / MANIFEST}").lstrip(": ")
+            summary.bad.append((str(run_dir / MANIFEST), reason))
+            return
         owner = str(run_dir)
         existing = self.con.execute("SELECT run_id FROM runs WHERE path = ?", [owner]).fetchone()
         run_id = existing[0] if existing else self._run_id(run_dir, root)
@@ -398,8 +417,17 @@ def default_db_path(roots) -> Path:
     return (first.parent if first.is_file() else first) / DEFAULT_DB_NAME
 
 
-def load_results(paths, progress: bool = False) -> ResultsDB:
-    """An in-memory database holding everything under ``paths`` (for report/compare/check)."""
+def load_results(paths, progress: bool = False, skip_bad: bool = False) -> ResultsDB:
+    """An in-memory database holding everything under ``paths`` (for report/compare/check).
+
+    Raises :class:`InputError` naming any unreadable run manifest unless ``skip_bad``; the
+    warnings about manifests left out are then in the database's ``warnings``.
+    """
     db = ResultsDB(":memory:")
-    db.ingest(paths, progress=progress)
+    try:
+        summary = db.ingest(paths, progress=progress)
+        db.warnings = summary.check_bad(skip_bad)
+    except BaseException:
+        db.close()
+        raise
     return db
