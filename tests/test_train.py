@@ -21,7 +21,7 @@ def _config(**kw):
 
 
 def _state(run_dir, view="axial"):
-    return torch.load(run_dir / "checkpoints" / f"{view}.pt", weights_only=False)
+    return torch.load(run_dir / "checkpoints" / f"{view}.pt", weights_only=True)
 
 
 def _assert_states_equal(a, b):
