@@ -140,7 +140,9 @@ class ResultsDB:
     path : path-like
         Database file (created if missing), or ``":memory:"`` for a throw-away database.
     read_only : bool
-        Open an existing file without write access (queries only).
+        Open an existing file without write access (queries only), sandboxed: DuckDB's external
+        access is disabled (no ``COPY ... TO``, ``read_csv``, ``ATTACH`` of other files) and
+        configuration is locked (:data:`SANDBOX`).
 
     Examples
     --------
@@ -164,7 +166,7 @@ class ResultsDB:
                 f"no results database at {self.path}; create it with `harness results ingest`"
             )
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            self.con = duckdb.connect(self.path, read_only=read_only, config=_config(read_only))
         except duckdb.Error as exc:
             raise InputError(f"cannot open results database {self.path}: {exc}") from None
         if not read_only:
@@ -409,6 +411,20 @@ class ResultsDB:
             finally:
                 self.con.unregister("_incoming")
         self._pending.clear()
+
+
+#: read-only connections run user SQL: no file access outside the database, no extension
+#: loading, and settings locked so a query cannot turn either back on
+SANDBOX = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
+
+
+def _config(read_only: bool) -> dict:
+    return dict(SANDBOX) if read_only else {}
 
 
 def default_db_path(roots) -> Path:
