@@ -246,6 +246,21 @@ class RunDir:
         atomic_write_json(self.manifest_path, manifest)
         return manifest
 
+    @contextlib.contextmanager
+    def failure_recorded(self):
+        """Record any exception leaving the block in the manifest (``status`` ``failed``,
+        ``error``) and re-raise it; a later :meth:`start` with the same config retries the run
+        (:meth:`completed_with` resumes every run that is not complete)."""
+        try:
+            yield self
+        except BaseException as exc:
+            if self.exists():
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                message = "interrupted" if interrupted else f"{type(exc).__name__}: {exc}"
+                with contextlib.suppress(Exception):  # never mask the original error
+                    self.finish("failed", error=message)
+            raise
+
     def file(self, artifact: Artifact | str, **fields: str) -> Path:
         """Where ``artifact`` (a declaration of :mod:`harness.runs.catalogue`, or its name)
         lives here."""
