@@ -23,7 +23,7 @@ from harness.runs import MANIFEST, Artifact, DbTable, read_manifest
 from harness.store.discover import Sources, discover_all, read_benchmark_json
 from harness.store.extract import benchmark_records, metric_records, run_artifacts, run_record
 
-DEFAULT_DB_NAME = "harness.duckdb"
+DEFAULT_DB_NAME = "results.duckdb"
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -146,7 +146,7 @@ class ResultsDB:
 
     Examples
     --------
-    >>> db = ResultsDB("results/harness.duckdb")            # doctest: +SKIP
+    >>> db = ResultsDB(default_db_path())                   # doctest: +SKIP
     >>> db.ingest(["results", "runs/"]).describe()          # doctest: +SKIP
     >>> db.query("SELECT name, device_name, mean_s FROM benchmarks")  # doctest: +SKIP
     """
@@ -427,10 +427,16 @@ def _config(read_only: bool) -> dict:
     return dict(SANDBOX) if read_only else {}
 
 
-def default_db_path(roots) -> Path:
-    """``<first root>/harness.duckdb`` (beside the file when the root is a benchmark file)."""
-    first = Path(roots[0] if not isinstance(roots, (str, os.PathLike)) else roots)
-    return (first.parent if first.is_file() else first) / DEFAULT_DB_NAME
+def default_db_path(roots=None) -> Path:
+    """The database used when none is named: ``$HARNESS_DB``, else ``results.duckdb`` in the
+    user cache (``$HARNESS_CACHE`` or ``~/.cache/harness``), outside any tracked folder; one
+    database serves every root (rows are keyed by absolute path). ``roots`` is unused and kept
+    for callers of the former per-root default."""
+    explicit = os.environ.get("HARNESS_DB")
+    if explicit:
+        return Path(explicit).expanduser()
+    cache = os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness"
+    return Path(cache).expanduser() / DEFAULT_DB_NAME
 
 
 def load_results(paths, progress: bool = False, skip_bad: bool = False) -> ResultsDB:
