@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir
+from harness.commands.options import OutputDir, threads_option
 
 
 @click.command()
@@ -76,6 +76,7 @@ from harness.commands.options import OutputDir
 @click.option(
     "--no-gaussian-control", is_flag=True, help="Skip the Gaussian-noise augmentation control."
 )
+@threads_option
 def brainage(
     ensemble, tables, aseg_stats, participants, factor, out, regressors, max_members,
     max_combinations, splits, seed, normalize_icv, icv_source, n_estimators, no_gaussian_control,

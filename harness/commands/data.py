@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir
+from harness.commands.options import OutputDir, threads_option
 
 
 @click.group()
@@ -36,6 +36,7 @@ def data() -> None:
     default=None,
     help="Atlas cache [default: $HARNESS_CACHE or ~/.cache/harness].",
 )
+@threads_option
 def synth(
     subjects: int, out: str, seed: int, grid: int, voxel_size: float | None, cache_dir: str | None
 ) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.commands.options import OutputDir
+from harness.commands.options import OutputDir, threads_option
 
 
 @click.command()
@@ -28,6 +28,7 @@ from harness.commands.options import OutputDir
 )
 @click.option("--full", is_flag=True, help="Same as --size full.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@threads_option
 def demo(out: str, device: str, size: str, full: bool, seed: int) -> None:
     """Run every part of harness end to end on the embedded default (CPU, minutes)."""
     import torch

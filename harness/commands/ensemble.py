@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir
+from harness.commands.options import OutputDir, threads_option
 from harness.commands.train import training_options
 
 
@@ -58,6 +58,7 @@ def run(
     help="Cohort with the ground truth (default: the one recorded in ENSEMBLE_DIR).",
 )
 @click.option("--no-entropy-maps", is_flag=True, help="Skip the voxel-wise entropy NIfTI maps.")
+@threads_option
 def analyze(ensemble_dir: str, cohort: str | None, no_entropy_maps: bool) -> None:
     """Per-region Dice to truth, minimum pairwise Dice, majority vote, entropy maps, significant
     bits of volumes and probabilities, and factor correlation, into ENSEMBLE_DIR/analysis/."""

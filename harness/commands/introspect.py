@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir
+from harness.commands.options import OutputDir, threads_option
 
 
 @click.command()
@@ -47,6 +47,7 @@ from harness.commands.options import OutputDir
     "--grid", type=int, default=24, show_default=True, help="Grid of a synthesized cohort."
 )
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="FDR level.")
+@threads_option
 def introspect(
     demo, out, cohort, epochs, top_k, every, shuffle_groups, seed, device, batch_size,
     steps_per_epoch, subjects, grid, alpha,

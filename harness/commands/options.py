@@ -43,3 +43,26 @@ class OutputFile(click.Path):
         except InputError as exc:
             self.fail(str(exc), param, ctx)
         return value
+
+
+def _apply_threads(ctx, param, value):
+    from harness.threads import apply_thread_policy
+
+    try:
+        apply_thread_policy(value)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def threads_option(command):
+    """``--threads N``: CPU threads of torch, OpenMP/MKL and the native kernels, applied before
+    the command runs (:func:`harness.threads.apply_thread_policy`) and recorded in manifests."""
+    return click.option(
+        "--threads",
+        type=int,
+        default=None,
+        expose_value=False,
+        callback=_apply_threads,
+        help="CPU threads for compute [default: $OMP_NUM_THREADS if set, else the cores "
+        "available to this process; never more].",
+    )(command)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir
+from harness.commands.options import OutputDir, threads_option
 
 
 @click.command()
@@ -17,6 +17,7 @@ from harness.commands.options import OutputDir
 @click.option(
     "--out", "-o", type=OutputDir(), help="Write sweep.tsv + manifest here."
 )
+@threads_option
 def sweep(modes, repeats, steps, precision, device, seed, out) -> None:
     """Train a small CNN `repeats` times per mode (same init, same batches, only the engine's seed
     differs) and print the significant bits of the final weights and loss against IEEE."""

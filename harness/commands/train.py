@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir
+from harness.commands.options import OutputDir, threads_option
 
 
 def parse_views(text: str) -> tuple[str, ...]:
@@ -46,7 +46,7 @@ def training_options(command):
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
-    return command
+    return threads_option(command)
 
 
 @click.command()
