@@ -240,13 +240,10 @@ def run_demo(config: IntrospectConfig, out: str | os.PathLike, progress: bool = 
     if previous := run.completed_with(settings, "an introspect run"):
         return previous["summary"]
     run.start("introspect", settings)
-    try:
+    with run.failure_recorded():  # failed, with the error; the next call resumes
         data = load_demo_data(config, out)
         _train(config, data, out, run, progress)
         summary = _analyse(config, data, out)
-    except BaseException:
-        run.update(status="failed")
-        raise
     run.finish(summary=summary)
     return summary
 
