@@ -77,6 +77,8 @@ def fingerprint() -> dict:
     import numpy
     import torch
 
+    from harness.threads import thread_record
+
     cuda = torch.cuda.is_available()
     info = {
         "schema_version": SCHEMA_VERSION,
@@ -90,6 +92,7 @@ def fingerprint() -> dict:
         "numpy": numpy.__version__,
         "torch": torch.__version__,
         "torch_num_threads": torch.get_num_threads(),
+        "threads": thread_record(),
         "blas": _blas_info(torch),
         "cuda_available": cuda,
         "cuda": torch.version.cuda,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+from harness.threads import THREAD_ENV
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -14,7 +18,17 @@ def run_cli(capsys):
     from harness.cli import main
 
     def run(*args: str):
-        code = main([str(a) for a in args])
+        # commands apply the thread policy process-wide (--threads); keep the test process's
+        threads, env = torch.get_num_threads(), {k: os.environ.get(k) for k in THREAD_ENV}
+        try:
+            code = main([str(a) for a in args])
+        finally:
+            torch.set_num_threads(threads)
+            for key, value in env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         out = capsys.readouterr()
         return code, out.out, out.err
 

@@ -63,7 +63,7 @@ def run_brainage(
             "regions": list(data.regions),
         },
     )
-    try:
+    with run.failure_recorded():  # failed, with the error, whatever goes wrong
         result = run_protocol(features, data.ages, data.subjects, config, progress=progress)
         run.write_table(catalogue.BRAINAGE_RESULTS, result.results)
         run.write_table(catalogue.BRAINAGE_SUMMARY, result.summary)
@@ -71,8 +71,5 @@ def run_brainage(
         run.write_table(catalogue.BRAINAGE_PREDICTIONS, result.predictions)
         plot_mae_vs_k(result.summary, run.file(catalogue.MAE_FIGURE))
         plot_predicted_vs_true(result.predictions, run.file(catalogue.PREDICTED_FIGURE))
-    except BaseException:
-        run.finish("failed")
-        raise
     run.finish()
     return result
