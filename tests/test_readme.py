@@ -177,9 +177,11 @@ def named_commands(text: str) -> list[tuple[str, str | None]]:
     return found
 
 
-def test_every_command_the_readme_names_exists():
-    commands = named_commands(README.read_text())
-    assert commands, "the README names no harness command"
+@pytest.mark.parametrize("page", doc_files(), ids=relative)
+def test_every_command_a_page_names_exists(page):
+    commands = named_commands(page.read_text())
+    if page == README:
+        assert commands, "the README names no harness command"
     ctx = click.Context(cli)
     problems = []
     for name, sub in commands:
@@ -189,7 +191,7 @@ def test_every_command_the_readme_names_exists():
         command = cli.get_command(ctx, name)
         if isinstance(command, click.Group) and sub is not None and sub not in command.commands:
             problems.append(f"harness {name} {sub}: {name} has no sub-command {sub}")
-    assert not problems, problems
+    assert not problems, f"{relative(page)}: {problems}"
 
 
 def test_readme_names_every_command():
