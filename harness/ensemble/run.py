@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness.ensemble.layout import members_dir
+from harness.ensemble.layout import member_dir
 from harness.ensemble.plan import MemberSpec, plan_ensemble
 from harness.errors import InputError
 from harness.perturb.seeds import SeedPlan, derive_seed
-from harness.store import RunDir
+from harness.runs import RunDir, RunKind
 
 
 def member_config(spec: MemberSpec, base: dict, base_seed: int):
@@ -125,7 +125,7 @@ def run_ensemble(
         "members": [spec.name for spec in members],
     }
     out = Path(out)
-    run = RunDir(out, kind="ensemble")
+    run = RunDir(out, kind=RunKind.ENSEMBLE)
     if run.completed_with(record, "an ensemble"):
         return out
     run.start("harness ensemble run", record)
@@ -137,7 +137,7 @@ def run_ensemble(
         if on_epoch_end is not None:
             callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
         train_run(
-            cohort, members_dir(out) / spec.name, configs[spec.name], train_subjects=train,
+            cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
             predict=targets, save_probabilities=save_probabilities, progress=False,
             on_epoch_end=callback, command="harness ensemble run",
             extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
