@@ -28,8 +28,6 @@ PENDING_PAGES = frozenset(
         "docs/verificarlo.md",
         "docs/ensembles.md",
         "docs/brainage.md",
-        "docs/design.md",
-        "CONTRIBUTING.md",
     }
 )
 
@@ -66,8 +64,9 @@ COMMAND_IN_CODE = re.compile(
 
 
 def doc_files() -> list[Path]:
-    """README.md, every Markdown page under docs/ and the results' README."""
-    return [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "results/README.md"]
+    """README.md, CONTRIBUTING.md, every Markdown page under docs/ and the results' README."""
+    pages = [README, ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [*pages, ROOT / "results/README.md"]
 
 
 def strip_code(text: str) -> str:
