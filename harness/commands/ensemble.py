@@ -27,17 +27,20 @@ def ensemble() -> None:
 @click.option("--precision", type=int, default=None, help="Virtual precision t of mca-*/kernel-*.")
 @training_options
 def run(
-    cohort, out, factors, precision, views, preset, epochs, batch_size, lr, seed,
-    train_subjects, predict, save_prob, device, quiet,
+    cohort, out, factors, precision, views, preset, epochs, batch_size, lr, schedule, step_size,
+    gamma, milestones, cycles, min_lr_ratio, seed, train_subjects, predict, save_prob, device,
+    quiet,
 ) -> None:  # fmt: skip
     """Train the baseline and every member of each factor into ENS/members/<member>/."""
-    from harness.commands.train import parse_views
+    from harness.commands.train import parse_views, schedule_settings
     from harness.ensemble.run import parse_factor_sizes, run_ensemble
     from harness.store import RunDir
 
     path = run_ensemble(
         cohort, out, parse_factor_sizes(factors), precision=precision, views=parse_views(views),
-        preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
+        schedule=schedule_settings(schedule, step_size, gamma, milestones, cycles, min_lr_ratio),
+        seed=seed,
         train_subjects=train_subjects, predict=predict, save_probabilities=save_prob,
         device=device, progress=not quiet,
     )  # fmt: skip

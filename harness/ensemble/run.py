@@ -21,11 +21,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness.ensemble.layout import members_dir
+from harness.ensemble.layout import BASELINE, members_dir
 from harness.ensemble.plan import MemberSpec, plan_ensemble
 from harness.errors import InputError
 from harness.perturb.seeds import SeedPlan, derive_seed
 from harness.store import RunDir
+
+#: :class:`harness.train.TrainConfig` fields of the learning-rate schedule
+SCHEDULE_FIELDS = ("schedule", "step_size", "gamma", "milestones", "cycles", "min_lr_ratio")
 
 
 def member_config(spec: MemberSpec, base: dict, base_seed: int):
@@ -65,6 +68,7 @@ def run_ensemble(
     epochs: int = 30,
     batch_size: int = 16,
     lr: float = 0.01,
+    schedule: dict | None = None,
     seed: int = 0,
     train_subjects=None,
     predict: str | Sequence[str] = "held-out",
@@ -87,6 +91,10 @@ def run_ensemble(
         Virtual precision of the perturbed members.
     views, preset, epochs, batch_size, lr, device
         Training settings shared by all members (:class:`harness.train.TrainConfig`).
+    schedule : dict, optional
+        Learning-rate schedule fields of :class:`harness.train.TrainConfig` (``schedule``,
+        ``step_size``, ``gamma``, ``milestones``, ``cycles``, ``min_lr_ratio``); default: the
+        preset's schedule.
     seed : int
         Base seed of every member's seed plan.
     train_subjects, predict
@@ -109,9 +117,11 @@ def run_ensemble(
     train, targets = select_subjects(cohort_obj.ids, train_subjects, predict)
     base = {
         "views": tuple(views), "preset": preset, "epochs": epochs, "batch_size": batch_size,
-        "lr": lr, "device": device,
+        "lr": lr, "device": device, **(schedule or {}),
     }  # fmt: skip
     configs = {spec.name: member_config(spec, base, seed) for spec in members}  # validates early
+    resolved = configs[BASELINE].to_dict()
+    base |= {key: resolved[key] for key in SCHEDULE_FIELDS}  # JSON form, preset defaults filled
     record = {
         "cohort": str(Path(cohort).resolve()),
         "factors": dict(factors),

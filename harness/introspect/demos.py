@@ -313,15 +313,18 @@ def _train(config: IntrospectConfig, data: DemoData, out: Path, run, progress: b
 
 def _analyse(config: IntrospectConfig, data: DemoData, out: Path) -> dict:
     from harness.introspect.plots import plot_trajectories
+    from harness.introspect.probe import SpectralProbe
     from harness.introspect.stats import compare_groups, summarise
     from harness.introspect.table import SPECTRA, read_spectra
     from harness.store import atomic_write_table
 
     spectra = read_spectra(out / SPECTRA)
     stats = compare_groups(spectra, alpha=config.alpha)
+    caveats = SpectralProbe(build_model(config.demo, data)).caveats()
     atomic_write_table(out / "stats.tsv", stats)
     figures = plot_trajectories(spectra, out / "figures")
     return summarise(stats) | {
+        "caveats": caveats,
         "rows": len(spectra),
         "layers": sorted(spectra["layer"].unique()),
         "groups": data.group_names,
