@@ -25,9 +25,16 @@ def ensemble() -> None:
     help="NAME=SIZE, repeatable: seed=5, seed:init=3, mca-sr=5, mca-rr=5, kernel-sr=3 ...",
 )
 @click.option("--precision", type=int, default=None, help="Virtual precision t of mca-*/kernel-*.")
+@click.option(
+    "--member",
+    "only",
+    multiple=True,
+    help="Train only this member of the plan (repeatable), leaving ENS/manifest.json alone: "
+    "run disjoint members in parallel processes, then once more without --member.",
+)
 @training_options
 def run(
-    cohort, out, factors, precision, views, preset, epochs, batch_size, lr, schedule, step_size,
+    cohort, out, factors, precision, only, views, preset, epochs, batch_size, lr, schedule, step_size,
     gamma, milestones, cycles, min_lr_ratio, seed, train_subjects, predict, save_prob, device,
     quiet,
 ) -> None:  # fmt: skip
@@ -42,8 +49,12 @@ def run(
         schedule=schedule_settings(schedule, step_size, gamma, milestones, cycles, min_lr_ratio),
         seed=seed,
         train_subjects=train_subjects, predict=predict, save_probabilities=save_prob,
-        device=device, progress=not quiet,
+        device=device, progress=not quiet, only=list(only) or None,
     )  # fmt: skip
+    if only:
+        click.echo(f"trained {', '.join(only)} in {path}/members; run again without --member "
+                   "to record the ensemble")  # fmt: skip
+        return
     config = RunDir(path).manifest()["config"]
     click.echo(
         f"ensemble of {len(config['members'])} members ({', '.join(config['members'])}) in {path}; "

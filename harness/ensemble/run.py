@@ -76,6 +76,7 @@ def run_ensemble(
     device: str = "cpu",
     progress: bool = True,
     on_epoch_end: Callable | None = None,
+    only: Sequence[str] | None = None,
 ) -> Path:
     """Train every member of ``plan_ensemble(factors, precision)`` and predict; return ``out``.
 
@@ -104,6 +105,10 @@ def run_ensemble(
         Members also write float16 ``<subject>_prob.npy`` (enables ``prob_sig_bits.tsv``).
     on_epoch_end : callable(member, view, epoch, row), optional
         Called after each epoch checkpoint of each member.
+    only : sequence of str, optional
+        Train just these members of the plan, and leave ``ENS/manifest.json`` alone: several
+        processes can train disjoint members side by side; a final call without ``only`` then
+        finds them finished and records the ensemble.
     """
     from tqdm.auto import tqdm
 
@@ -134,9 +139,14 @@ def run_ensemble(
         "save_probabilities": bool(save_probabilities),
         "members": [spec.name for spec in members],
     }
+    chosen = None if only is None else _chosen(members, only)
     out = Path(out)
     run = RunDir(out, kind="ensemble")
     if run.completed_with(record, "an ensemble"):
+        return out
+    if chosen is not None:
+        _train_members(cohort, out, chosen, configs, train, targets,
+                       save_probabilities, progress, on_epoch_end)  # fmt: skip
         return out
     run.start("harness ensemble run", record)
     finished = []
@@ -156,3 +166,29 @@ def run_ensemble(
         run.update(finished_members=finished)
     run.finish(finished_members=finished)
     return out
+
+
+def _chosen(members: list[MemberSpec], only: Sequence[str]) -> list[MemberSpec]:
+    names = [spec.name for spec in members]
+    unknown = [name for name in only if name not in names]
+    if unknown or not only:
+        raise InputError(
+            f"member must be one of the plan's members {names}, got {unknown or 'none'}"
+        )
+    return [spec for spec in members if spec.name in set(only)]
+
+
+def _train_members(cohort, out, chosen, configs, train, targets, save_probabilities, progress,
+                   on_epoch_end) -> None:  # fmt: skip
+    from harness.train import train_run
+
+    for spec in chosen:
+        callback = None
+        if on_epoch_end is not None:
+            callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
+        train_run(
+            cohort, members_dir(out) / spec.name, configs[spec.name], train_subjects=train,
+            predict=targets, save_probabilities=save_probabilities, progress=progress,
+            on_epoch_end=callback, command="harness ensemble run",
+            extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
+        )  # fmt: skip
