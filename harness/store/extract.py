@@ -44,10 +44,12 @@ METRIC_TABLES: dict[str, TableSpec] = {
     "prob_sig_bits.tsv": TableSpec(("factor", "subject")),
     "majority_vote.tsv": TableSpec(("factor", "subject", "label", "region", "kind")),
     "factor_correlation.tsv": TableSpec(("factor_a", "factor_b", "kind")),
+    "stability_summary.tsv": TableSpec(("factor", "kind")),
     # brain age (harness/brainage/run.py)
     "summary.tsv": TableSpec(("regressor", "augmentation", "k"), kinds=("brainage",)),
     "results.tsv": TableSpec(("regressor", "augmentation", "k", "split"), kinds=("brainage",)),
     "robustness.tsv": TableSpec(("regressor", "k", "split"), kinds=("brainage",)),
+    "comparison.tsv": TableSpec(("regressor", "k", "arm_a", "arm_b"), kinds=("brainage",)),
     # training runs and ensemble members (harness/train/run.py): loss per view and epoch
     "history.tsv": TableSpec(("view", "epoch"), kinds=("train",)),
     # experiments (harness/experiments/)
