@@ -102,6 +102,9 @@ def _volumes(seg, labels, voxel_mm3) -> np.ndarray:
 N_BOOT = 1000
 #: at most this many member subsets per factor for the matched-size minimum
 MAX_SUBSETS = 100
+#: regions needed for a partial correlation (one control variable): fewer leave <= 2 degrees
+#: of freedom and give |r| ~ 1 by construction
+MIN_PARTIAL_REGIONS = 6
 
 
 def analyze_ensemble(
@@ -339,7 +342,7 @@ def factor_correlation(summary: pd.DataFrame) -> pd.DataFrame:
             r = partial = float("nan")
             if len(pair) >= 3:
                 r = stability.pearson(1 - pair[a], 1 - pair[b])
-                if "truth_volume_mm3" in sub:
+                if "truth_volume_mm3" in sub and len(pair) >= MIN_PARTIAL_REGIONS:
                     size = sub.groupby("label")["truth_volume_mm3"].first().reindex(pair.index)
                     if (size > 0).all():
                         partial = stability.partial_correlation(
