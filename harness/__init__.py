@@ -1,9 +1,11 @@
 """harness: measure, report, guard and exploit the numerical variability of training.
 
-Sub-packages, data flowing one way:
-``perturb`` (stochastic arithmetic, seeds) -> ``models``, ``data``, ``train`` -> ``ensemble`` ->
-``metrics`` -> ``brainage``, ``introspect`` -> ``store`` -> ``report``; plus ``kernels``,
-``containers`` and ``executors``. ``harness.cli`` is a thin command line over these.
+Sub-packages sit in layers, bottom first (:data:`harness._layers.LAYERS`, kept true by
+``tests/test_layers.py``, explained in ``docs/design.md``): ``runs`` (run directories and the
+catalogue of their files) -> ``kernels``, ``metrics``, ``introspect`` -> ``perturb`` -> ``data`` ->
+``models`` -> ``train`` -> ``ensemble``, ``brainage`` -> ``store`` (the results database) ->
+``compare``, ``report`` -> ``experiments`` -> ``commands``; ``harness.cli`` is a thin command
+line over these.
 """
 
 __version__ = "0.1.0"

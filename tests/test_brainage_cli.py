@@ -5,6 +5,7 @@ import json
 import pandas as pd
 
 from harness.brainage.synthetic import synthetic_data, write_member_tables
+from harness.runs.audit import audit
 
 
 def test_brainage_cli_happy_path(run_cli, tmp_path):
@@ -28,6 +29,7 @@ def test_brainage_cli_happy_path(run_cli, tmp_path):
     )
     assert set(results["augmentation"]) == {"none", "ensemble", "gaussian"}
     assert len(results) == 2 * 2 * 5
+    assert [str(f) for f in audit(out)] == []  # every file declared in the catalogue
     for name in ("summary.tsv", "robustness.tsv", "predictions.tsv"):
         assert len(pd.read_csv(out / name, sep="\t")) > 0
     for name in ("mae_vs_k.png", "predicted_vs_true.png"):

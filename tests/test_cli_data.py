@@ -1,6 +1,8 @@
 import tempfile
 from pathlib import Path
 
+from harness.runs.audit import audit
+
 CACHE = Path(tempfile.gettempdir()) / "harness-test-cache"
 
 
@@ -23,6 +25,7 @@ def test_synth_then_check(run_cli, tmp_path):
     assert code == 0, err
     assert (out / "sub-0002" / "anat" / "sub-0002_dseg.nii.gz").exists()
     assert (out / "manifest.json").exists()
+    assert [str(f) for f in audit(out)] == []  # every file declared in the catalogue
     code, stdout, err = run_cli("data", "check", out)
     assert code == 0, err
     assert "sub-0001" in stdout and "24x24x24" in stdout and "cohort OK" in stdout

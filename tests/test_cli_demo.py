@@ -64,6 +64,10 @@ def test_demo_end_to_end_tiny(run_cli, tmp_path):
     for heading in ("Ensemble agreement", "Brain age", "Gradient spectra", "Throughput"):
         assert heading in report, heading
     assert str(out / "report" / "report.html") in stdout
+    # every file of every stage is declared in the run-file catalogue, columns included
+    from harness.runs.audit import audit
+
+    assert [str(f) for f in audit(out)] == []
 
     code, stdout, _ = run_cli("demo", "--size", "tiny", "--out", out)
     assert code == 0 and "running" not in stdout

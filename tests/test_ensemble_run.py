@@ -10,6 +10,7 @@ import torch
 
 from harness.ensemble import run_ensemble
 from harness.errors import InputError
+from harness.runs.audit import audit
 
 
 def _checkpoint(ens, member):
@@ -65,6 +66,8 @@ def test_cli_run_then_analyze(run_cli, tiny_cohort, tmp_path):
     assert len(finite) > 0 and ((finite >= 0) & (finite <= 1)).all()
     vols = pd.read_csv(analysis / "volumes.tsv", sep="\t")
     assert set(vols["member"]) == set(members)
+    # every file the ensemble, its members and its analysis wrote is declared, columns included
+    assert [str(f) for f in audit(ens)] == []
 
 
 def test_finished_members_reused_and_killed_member_resumes(tiny_cohort, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from harness.introspect import COLUMNS, SpectralProbe
 from harness.introspect.demos import Demo, IntrospectConfig, run_demo
+from harness.runs.audit import audit
 
 CACHE = Path(tempfile.gettempdir()) / "harness-test-cache"  # atlas cache shared with data tests
 DIGITS = ["--demo", "digits", "--batch-size", "32", "--steps-per-epoch", "4", "--top-k", "3"]
@@ -33,6 +34,7 @@ def test_cli_digits_happy_path(run_cli, tmp_path):
     assert sorted(p.name for p in (out / "figures").iterdir()) == [
         "0.weight.png", "2.weight.png", "4.weight.png"
     ]  # fmt: skip
+    assert [str(f) for f in audit(out)] == []  # every file declared in the catalogue
     # same options again: the complete run is reported, not redone
     assert run_cli("introspect", *DIGITS, "--epochs", "2", "--out", out)[0] == 0
 

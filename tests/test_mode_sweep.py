@@ -2,6 +2,7 @@ import pytest
 
 from harness.errors import InputError
 from harness.experiments.mode_sweep import SweepConfig, run_mode_sweep
+from harness.runs.audit import audit
 
 
 def test_mode_sweep_table():
@@ -27,5 +28,6 @@ def test_sweep_cli(run_cli, tmp_path):
     )
     assert code == 0, err
     assert "ud" in out and (tmp_path / "s" / "sweep.tsv").exists()
+    assert [str(f) for f in audit(tmp_path / "s")] == []  # every file declared
     code, _, err = run_cli("sweep", "--modes", "ieee,fuzzy")
     assert code == 2 and "error:" in err and "Traceback" not in err

@@ -11,6 +11,7 @@ import torch
 from harness.data.io import load_pair
 from harness.errors import InputError
 from harness.perturb.seeds import SeedPlan
+from harness.runs.audit import audit
 from harness.train import NonFiniteLossError, TrainConfig, ViewTrainer, train_run
 
 
@@ -141,6 +142,7 @@ def test_cli_train_happy_and_error(run_cli, tiny_cohort, tmp_path):
     assert (tmp_path / "cli/checkpoints/sagittal.pt").exists()
     history = (tmp_path / "cli/history.tsv").read_text().splitlines()
     assert history[0].split("\t")[:3] == ["view", "epoch", "loss"] and len(history) == 3
+    assert [str(f) for f in audit(tmp_path / "cli")] == []  # every file declared
     code, out, err = run_cli(
         "train", "--cohort", tiny_cohort, "--out", tmp_path / "bad", "--preset", "full",
         "--epochs", "1", "--quiet",

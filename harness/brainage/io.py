@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import InputError
+from harness.runs import BASELINE, catalogue
+from harness.runs.layout import analysis_dir
 
-BASELINE = "baseline"
 SUBJECT_COLUMNS = ("subject", "participant_id", "subject_id", "Subject", "ID", "id")
 ETIV_KEYS = ("EstimatedTotalIntraCranialVol", "eTIV")
 ASEG_CANDIDATES = ("aseg.stats", "stats/aseg.stats")
@@ -238,21 +239,21 @@ def _check_ages(subjects: Iterable[str], ages: pd.Series, source: str) -> None:
 
 def find_participants(ensemble_dir: str | Path) -> Path:
     """Locate ``participants.tsv`` through ``ENS/manifest.json`` ``config.cohort``."""
-    from harness.store import read_json
+    from harness.runs import read_manifest
 
     ensemble_dir = Path(ensemble_dir)
-    manifest = read_json(ensemble_dir / "manifest.json")
-    cohort = (manifest.get("config") or {}).get("cohort")
+    manifest_path = catalogue.MANIFEST.path(ensemble_dir)
+    cohort = (read_manifest(manifest_path).get("config") or {}).get("cohort")
     if not cohort:
         raise InputError(
-            f"participants: {ensemble_dir / 'manifest.json'} has no config.cohort; "
+            f"participants: {manifest_path} has no config.cohort; "
             "pass --participants explicitly"
         )
     for root in (Path(cohort), ensemble_dir / cohort):
-        if (root / "participants.tsv").is_file():
-            return root / "participants.tsv"
+        if catalogue.PARTICIPANTS.path(root).is_file():
+            return catalogue.PARTICIPANTS.path(root)
     raise InputError(
-        f"participants: no participants.tsv in cohort {cohort!r} named by the ensemble"
+        f"participants: no {catalogue.PARTICIPANTS.name} in cohort {cohort!r} named by the ensemble"
     )
 
 
@@ -275,7 +276,7 @@ def read_ensemble(
     Rows with label 0 (background) are dropped: background is not a brain region.
     """
     ensemble_dir = Path(ensemble_dir)
-    path = ensemble_dir / "analysis" / "volumes.tsv"
+    path = catalogue.VOLUMES.path(analysis_dir(ensemble_dir))
     frame = _read_delimited(path, "ensemble volumes table")
     need = ["member", "factor", "subject", "label", "region", "volume_mm3"]
     missing = [c for c in need if c not in frame.columns]

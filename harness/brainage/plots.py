@@ -1,4 +1,4 @@
-"""Figures of a brain-age run (matplotlib, Agg backend, PNG)."""
+"""Figures of a brain-age run (PNG, drawn with :mod:`harness.plotting`: no pyplot)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.plotting import new_figure, png_bytes
+
 STYLES = {"ensemble": "-", "gaussian": "--"}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_mae_vs_k(summary: pd.DataFrame, path: str | Path) -> Path:
@@ -24,9 +17,10 @@ def plot_mae_vs_k(summary: pd.DataFrame, path: str | Path) -> Path:
     Solid lines: ensemble augmentation; dashed: Gaussian-noise control; the k = 0 point is the
     unaugmented baseline regressor, drawn as the start of both curves.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    import matplotlib
+
+    fig, ax = new_figure(figsize=(7, 4.5))
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (reg, group) in enumerate(summary.groupby("regressor", sort=False)):
         colour = colours[i % len(colours)]
         base = group[group["augmentation"] == "none"]
@@ -47,14 +41,13 @@ def plot_mae_vs_k(summary: pd.DataFrame, path: str | Path) -> Path:
     ax.set_title("Brain-age MAE vs augmentation size (mean, 95% CI over splits)")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
-    return _save(fig, path, plt)
+    return _save(fig, path)
 
 
 def plot_predicted_vs_true(predictions: pd.DataFrame, path: str | Path) -> Path:
     """Predicted against true age per regressor: unaugmented vs the largest ensemble size."""
-    plt = _pyplot()
     regressors = list(dict.fromkeys(predictions["regressor"]))
-    fig, axes = plt.subplots(1, len(regressors), figsize=(4 * len(regressors), 4), squeeze=False)
+    fig, axes = new_figure((4 * len(regressors), 4), 1, len(regressors), squeeze=False)
     lo, hi = predictions["age"].min(), predictions["age"].max()
     for ax, reg in zip(axes[0], regressors, strict=True):
         rows = predictions[predictions["regressor"] == reg]
@@ -70,16 +63,11 @@ def plot_predicted_vs_true(predictions: pd.DataFrame, path: str | Path) -> Path:
         ax.set_xlabel("true age (years)")
         ax.set_ylabel("predicted age (years)")
         ax.legend(fontsize=7)
-    return _save(fig, path, plt)
+    return _save(fig, path)
 
 
-def _save(fig, path: str | Path, plt) -> Path:
-    import io
+def _save(fig, path: str | Path) -> Path:
+    from harness.runs import atomic_write_bytes
 
-    from harness.store import atomic_write_bytes
-
-    buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, png_bytes(fig, dpi=110))

@@ -1,4 +1,4 @@
-"""The brain-age augmentation protocol (anchor paper, design.md section 6), plus controls.
+"""The brain-age augmentation protocol (anchor paper; docs/design.md, "Brain-age protocol"), plus controls.
 
 For each subject-level split (stratified K-fold on age bins; a subject's rows, original or
 augmented, are only ever on one side) and each regressor:
@@ -29,8 +29,10 @@ from sklearn.model_selection import StratifiedKFold
 from harness.brainage.features import member_variance
 from harness.brainage.regressors import BrainAgeRegressor, RegressorKind
 from harness.errors import InputError
+from harness.runs.catalogue import BRAINAGE_METRICS
 
-METRICS = ("mae", "rmse", "r", "r2", "mae_perturbed", "pred_sd", "pred_range")
+#: metrics per split (the columns of the results table; summarised as mean and 95% CI)
+METRICS = BRAINAGE_METRICS
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from harness.brainage.io import BrainAgeData
 from harness.brainage.plots import plot_mae_vs_k, plot_predicted_vs_true
 from harness.brainage.power import ANCHOR_EFFECT, compare_arms
 from harness.brainage.protocol import ProtocolConfig, ProtocolResult, run_protocol
-from harness.store import RunDir
+from harness.runs import RunDir, RunKind, catalogue
 
 
 def run_brainage(
@@ -46,7 +46,7 @@ def run_brainage(
     data = data.select_members(max_members)
     features, applied = build_features(data.volumes, normalization, data.etiv)
     config.validate(len(data.subjects))
-    run = RunDir(out, kind="brainage")
+    run = RunDir(out, kind=RunKind.BRAINAGE)
     run.start(
         "brainage",
         config={
@@ -68,13 +68,15 @@ def run_brainage(
     )
     try:
         result = run_protocol(features, data.ages, data.subjects, config, progress=progress)
-        run.write_table("results.tsv", result.results)
-        run.write_table("summary.tsv", result.summary)
-        run.write_table("robustness.tsv", result.robustness)
-        run.write_table("predictions.tsv", result.predictions)
-        run.write_table("comparison.tsv", compare_arms(result.predictions, config.seed))
-        plot_mae_vs_k(result.summary, run.path / "figures" / "mae_vs_k.png")
-        plot_predicted_vs_true(result.predictions, run.path / "figures" / "predicted_vs_true.png")
+        run.write_table(catalogue.BRAINAGE_RESULTS, result.results)
+        run.write_table(catalogue.BRAINAGE_SUMMARY, result.summary)
+        run.write_table(catalogue.BRAINAGE_ROBUSTNESS, result.robustness)
+        run.write_table(catalogue.BRAINAGE_PREDICTIONS, result.predictions)
+        run.write_table(
+            catalogue.BRAINAGE_COMPARISON, compare_arms(result.predictions, config.seed)
+        )
+        plot_mae_vs_k(result.summary, run.file(catalogue.MAE_FIGURE))
+        plot_predicted_vs_true(result.predictions, run.file(catalogue.PREDICTED_FIGURE))
     except BaseException:
         run.finish("failed")
         raise

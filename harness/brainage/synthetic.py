@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.brainage.io import BASELINE, BrainAgeData
+from harness.brainage.io import BrainAgeData
+from harness.runs import BASELINE
+from harness.runs.catalogue import PARTICIPANTS
 
 
 def synthetic_data(
@@ -50,5 +52,5 @@ def write_member_tables(data: BrainAgeData, directory: str | Path) -> Path:
     participants = pd.DataFrame(
         {"participant_id": list(data.subjects), "age": data.ages, "sex": "F", "group": "control"}
     )
-    participants.to_csv(directory / "participants.tsv", sep="\t", index=False)
+    participants.to_csv(PARTICIPANTS.path(directory), sep="\t", index=False)
     return directory

@@ -31,7 +31,7 @@ def compare(
     real only beyond 1 bit). Run metrics are matched by run kind, table, metric and keys.
     """
     from harness.compare import compare_results, render_comparison
-    from harness.store import atomic_write_text
+    from harness.runs import atomic_write_text
 
     comparison = compare_results(a, b, alpha=alpha)
     if only_differences:

@@ -32,6 +32,7 @@ def demo(out: str, device: str, size: str, full: bool, seed: int) -> None:
 
     from harness.errors import InputError
     from harness.experiments.demo import DemoContext, run_demo
+    from harness.runs.catalogue import REPORT_HTML
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device is {device!r} but CUDA is not available on this machine")
@@ -41,4 +42,4 @@ def demo(out: str, device: str, size: str, full: bool, seed: int) -> None:
     ctx = DemoContext(out=Path(out), device=device, full=size == "full", seed=seed, size_name=size)
     run_demo(ctx)
     click.echo(f"done: results in {ctx.out}")
-    click.echo(f"report: {ctx.out / 'report' / 'report.html'}")
+    click.echo(f"report: {ctx.stage_dir('report').file(REPORT_HTML)}")

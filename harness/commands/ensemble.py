@@ -41,7 +41,7 @@ def run(
     """Train the baseline and every member of each factor into ENS/members/<member>/."""
     from harness.commands.train import parse_views, schedule_settings
     from harness.ensemble.run import parse_factor_sizes, run_ensemble
-    from harness.store import RunDir
+    from harness.runs import RunDir
 
     path = run_ensemble(
         cohort, out, parse_factor_sizes(factors), precision=precision, views=parse_views(views),
@@ -78,16 +78,19 @@ def analyze(ensemble_dir: str, cohort: str | None, no_entropy_maps: bool) -> Non
 
     from harness.ensemble.analyze import analyze_ensemble
     from harness.errors import InputError
-    from harness.store import RunDir
+    from harness.runs import RunDir
+    from harness.runs.catalogue import FACTOR_CORRELATION, REGION_SUMMARY
 
     if cohort is None:
         run = RunDir(ensemble_dir)
         if not run.exists():
-            raise InputError(f"{ensemble_dir} has no manifest.json; pass --cohort")
+            raise InputError(f"{ensemble_dir} has no {run.manifest_path.name}; pass --cohort")
         cohort = run.manifest().get("config", {}).get("cohort")
         if not cohort:
-            raise InputError(f"{ensemble_dir}/manifest.json records no cohort; pass --cohort")
+            raise InputError(f"{run.manifest_path} records no cohort; pass --cohort")
     out = analyze_ensemble(Path(ensemble_dir), Path(cohort), entropy_maps=not no_entropy_maps)
     click.echo(f"analysis written to {out}")
-    summary = (out / "region_summary.tsv").read_text().splitlines()
-    click.echo(f"{len(summary) - 1} region rows; see region_summary.tsv and factor_correlation.tsv")
+    summary = REGION_SUMMARY.path(out).read_text().splitlines()
+    click.echo(
+        f"{len(summary) - 1} region rows; see {REGION_SUMMARY.name} and {FACTOR_CORRELATION.name}"
+    )

@@ -12,7 +12,7 @@ import click
 def env(output: str | None) -> None:
     """Print the environment fingerprint (Python, torch, CUDA, cuDNN, GPU, CPU, BLAS, image, commit)."""
     from harness.fingerprint import fingerprint
-    from harness.store import atomic_write_json
+    from harness.runs import atomic_write_json
 
     info = fingerprint()
     click.echo(json.dumps(info, indent=2, sort_keys=True))

@@ -19,17 +19,18 @@ def sweep(modes, repeats, steps, precision, device, seed, out) -> None:
     """Train a small CNN `repeats` times per mode (same init, same batches, only the engine's seed
     differs) and print the significant bits of the final weights and loss against IEEE."""
     from harness.experiments.mode_sweep import SweepConfig, config_dict, run_mode_sweep
-    from harness.store import RunDir
+    from harness.runs import RunDir, RunKind
+    from harness.runs.catalogue import SWEEP
 
     cfg = SweepConfig(
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
         repeats=repeats, steps=steps, precision=precision, device=device, seed=seed,
     )  # fmt: skip
-    run = RunDir(out, kind="sweep") if out else None
+    run = RunDir(out, kind=RunKind.SWEEP) if out else None
     if run:
         run.start("harness sweep", config_dict(cfg))
     frame = run_mode_sweep(cfg)
     click.echo(frame.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if run:
-        run.write_table("sweep.tsv", frame)
+        run.write_table(SWEEP, frame)
         run.finish()

@@ -153,7 +153,7 @@ def train(
         cohort, out, config, train_subjects=train_subjects, predict=predict,
         save_probabilities=save_prob, progress=not quiet,
     )  # fmt: skip
-    from harness.store import RunDir
+    from harness.runs import RunDir
 
     manifest = RunDir(path).manifest()
     last = {row["view"]: row for row in manifest.get("history", [])}

@@ -237,7 +237,7 @@ def default_cache_dir() -> Path:
 
 def load_atlas(cache_dir: str | os.PathLike | None = None, *, rebuild: bool = False) -> Atlas:
     """The atlas, from the cache when present, otherwise built and cached (atomic write)."""
-    from harness.store import atomic_write_bytes
+    from harness.runs import atomic_write_bytes
 
     path = Path(cache_dir or default_cache_dir()) / f"atlas-v{ATLAS_VERSION}.npz"
     fields = ("labels", "affine", "sd_tissue", "sd_hippocampus", "sd_ventricles")

@@ -20,18 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import InputError
+from harness.runs import catalogue
 
-PARTICIPANTS = "participants.tsv"
-LABELS = "labels.tsv"
+PARTICIPANTS = catalogue.PARTICIPANTS.name
+LABELS = catalogue.LABELS.name
 LABEL_KINDS = ("cortical", "subcortical", "wm", "csf", "background")
 
 
 def t1_path(root: Path, subject: str) -> Path:
-    return Path(root) / subject / "anat" / f"{subject}_T1w.nii.gz"
+    return catalogue.T1.path(root, subject=subject)
 
 
 def dseg_path(root: Path, subject: str) -> Path:
-    return Path(root) / subject / "anat" / f"{subject}_dseg.nii.gz"
+    return catalogue.DSEG.path(root, subject=subject)
 
 
 @dataclass(frozen=True)

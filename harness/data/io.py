@@ -69,7 +69,7 @@ def save_volume(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray, h
     """Write ``data`` with ``affine`` to ``.nii``/``.nii.gz`` (NIfTI-1) or ``.mgz`` atomically."""
     import nibabel as nib
 
-    from harness.store import atomic_write_bytes
+    from harness.runs import atomic_write_bytes
 
     path = Path(path)
     _check_suffix(path, "path")

@@ -295,7 +295,8 @@ def generate_cohort(
     from harness.data.atlas import load_atlas
     from harness.data.cohort import dseg_path, load_cohort, t1_path
     from harness.data.io import save_volume
-    from harness.store import RunDir
+    from harness.runs import RunDir, RunKind
+    from harness.runs.catalogue import LABELS, PARTICIPANTS
 
     check_positive("n_subjects", n_subjects)
     check_positive("grid", grid)
@@ -307,7 +308,7 @@ def generate_cohort(
     check_positive("voxel_size", voxel_size)
     config = {"n_subjects": n_subjects, "seed": seed, "grid": grid, "voxel_size": voxel_size,
               "orientation": "LIA", "model": asdict(model)}  # fmt: skip
-    run = RunDir(out_dir, kind="cohort")
+    run = RunDir(out_dir, kind=RunKind.COHORT)
     run.start("data synth", config)
     atlas = load_atlas(cache_dir)
     rows, records = [], {}
@@ -329,7 +330,7 @@ def generate_cohort(
         }
     import pandas as pd
 
-    run.write_table("participants.tsv", pd.DataFrame(rows))
-    run.write_table("labels.tsv", label_table(atlas))
+    run.write_table(PARTICIPANTS, pd.DataFrame(rows))
+    run.write_table(LABELS, label_table(atlas))
     run.finish(subjects=records)
     return load_cohort(run.path)

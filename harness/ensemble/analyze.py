@@ -1,30 +1,22 @@
 """Agreement analysis of an ensemble's segmentations (``harness ensemble analyze``).
 
-Inputs: ``ENS/members/<member>/predictions/<subject>_seg.nii.gz`` (integer label maps on the cohort's
-grid, FreeSurfer ids) and the cohort (ground truth ``*_dseg.nii.gz``, ``labels.tsv``). Optionally
-``<subject>_prob.npy`` (float, shape (C, ...)) per member for significant bits of probabilities.
+Inputs: each member's predicted label maps (:data:`harness.runs.catalogue.PREDICTION`, integer
+FreeSurfer ids on the cohort's grid) and the cohort (ground truth
+:data:`~harness.runs.catalogue.DSEG`, :data:`~harness.runs.catalogue.LABELS`); optionally each
+member's class probabilities (:data:`~harness.runs.catalogue.PROBABILITIES`) for significant bits
+of probabilities.
 
-Outputs in ``ENS/analysis/`` (TSV unless noted):
-
-- ``volumes.tsv`` — member, factor, subject, label, region, volume_mm3
-- ``dice_to_truth.tsv`` — member, factor, subject, label, region, dice
-- ``min_pairwise_dice.tsv`` — factor, subject, label, region, kind, n_members, min_dice (anchor
-  stability metric), matched_size, matched_min_dice (mean over subsets of ``matched_size``
-  members, the smallest member count of all factors)
-- ``majority_vote.tsv`` — factor, subject, label, region, dice_majority, dice_baseline
-- ``volume_sig_bits.tsv`` — factor, subject, label, region, sig_bits (members vs baseline volume)
-- ``prob_sig_bits.tsv`` — factor, subject, sig_bits_median, sig_bits_mean (when probabilities exist)
-- ``region_summary.tsv`` — factor, label, region, kind, n_members, mean_min_dice,
-  mean_matched_min_dice, mean_dice_to_truth, truth_volume_mm3
-- ``stability_summary.tsv`` — factor, kind, n_members, matched_size, n_subjects, n_regions and,
-  each with a 95% bootstrap interval over subjects (``*_low``, ``*_high``): median over regions
-  of the mean minimum pairwise Dice (``min_dice``), of the same at the matched size
-  (``matched_min_dice``) and of the members' mean Dice to truth (``dice_to_truth``)
-- ``factor_correlation.tsv`` — factor_a, factor_b, kind, n_members_a, n_members_b, matched_size,
-  pearson_r, partial_r (controlling for log region size), n_regions (per-region instability
-  1 - matched minimum pairwise Dice)
-- ``entropy_<factor>_<subject>.nii.gz`` — voxel-wise label entropy (bits)
-- ``figures/*.png`` — per-region minimum Dice per factor; instability of one factor vs another
+Outputs in ``ENS/analysis/``: the artifacts of kind ``ensemble-analysis`` declared in
+:mod:`harness.runs.catalogue` (names and columns there) — regional volumes and Dice to truth per
+member; per factor the minimum pairwise Dice (the anchor paper's stability metric), the majority
+vote's Dice, significant bits of volumes (and of probabilities when saved), a per-region summary,
+the correlation of per-region instability between factors, voxel-wise label entropy maps and two
+figures.
+New beside every stability number: the member count, the Dice to truth, and 95% bootstrap
+intervals over subjects (``stability_summary.tsv``); the minimum pairwise Dice also at a matched
+member count (the smallest of all factors, mean over member subsets), because a minimum over more
+pairs is smaller; and the partial correlation of per-region instability controlling for region
+size (:mod:`harness.ensemble.stability`).
 """
 
 from __future__ import annotations
@@ -41,8 +33,10 @@ from harness.ensemble.layout import (
     BASELINE,
     analysis_dir,
     list_members,
+    member_dir,
     member_factor,
     prediction_path,
+    probabilities_path,
 )
 from harness.errors import InputError
 from harness.metrics import (
@@ -52,13 +46,13 @@ from harness.metrics import (
     pairwise_dice,
     significant_bits,
 )
-from harness.store import RunDir
+from harness.runs import RunDir, RunKind, catalogue
 
 
 def _load_labels(cohort: Path) -> pd.DataFrame:
-    path = Path(cohort) / "labels.tsv"
+    path = catalogue.LABELS.path(cohort)
     if not path.exists():
-        raise InputError(f"cohort {cohort} has no labels.tsv")
+        raise InputError(f"cohort {cohort} has no {catalogue.LABELS.name}")
     table = pd.read_csv(path, sep="\t")
     missing = {"label", "name", "kind"} - set(table.columns)
     if missing:
@@ -67,7 +61,7 @@ def _load_labels(cohort: Path) -> pd.DataFrame:
 
 
 def _truth_path(cohort: Path, subject: str) -> Path:
-    return Path(cohort) / subject / "anat" / f"{subject}_dseg.nii.gz"
+    return catalogue.DSEG.path(cohort, subject=subject)
 
 
 def _load_seg(path: Path):
@@ -85,8 +79,8 @@ def _load_seg(path: Path):
 def _subjects(ens: Path, members: list[str]) -> list[str]:
     sets = []
     for member in members:
-        folder = Path(ens) / "members" / member / "predictions"
-        sets.append({p.name[: -len("_seg.nii.gz")] for p in folder.glob("*_seg.nii.gz")})
+        found = catalogue.PREDICTION.glob(member_dir(ens, member))
+        sets.append({catalogue.PREDICTION.parse(p)["subject"] for p in found})
     common = sorted(set.intersection(*sets)) if sets else []
     if not common:
         raise InputError(f"no subject has predictions from every member in {ens}")
@@ -138,7 +132,7 @@ def analyze_ensemble(
     }  # fmt: skip
 
     out = analysis_dir(ens)
-    run = RunDir(out, kind="ensemble-analysis")
+    run = RunDir(out, kind=RunKind.ENSEMBLE_ANALYSIS)
     run.start("harness ensemble analyze", {"ensemble": str(ens), "cohort": str(cohort)})
     rows = {k: [] for k in ("vol", "dice", "minpd", "major", "volbits", "probbits", "truth")}
 
@@ -194,31 +188,34 @@ def analyze_ensemble(
                 key = {"factor": factor, "subject": subject} | region_cols(i)
                 rows["major"].append(key | {"dice_majority": dm[i], "dice_baseline": base_dice[i]})
             if entropy_maps:
-                _save_entropy(out / f"entropy_{factor}_{subject}.nii.gz", stack, affine)
+                entropy = catalogue.ENTROPY_MAP.path(out, factor=factor, subject=subject)
+                _save_entropy(entropy, stack, affine)
             prob = _prob_bits(ens, names_f, BASELINE, subject)
             if prob is not None:
                 rows["probbits"].append({"factor": factor, "subject": subject} | prob)
 
     tables = {
-        "volumes.tsv": pd.DataFrame(rows["vol"]),
-        "dice_to_truth.tsv": pd.DataFrame(rows["dice"]),
-        "min_pairwise_dice.tsv": pd.DataFrame(rows["minpd"]),
-        "majority_vote.tsv": pd.DataFrame(rows["major"]),
-        "volume_sig_bits.tsv": pd.DataFrame(rows["volbits"]),
+        catalogue.VOLUMES: pd.DataFrame(rows["vol"]),
+        catalogue.DICE_TO_TRUTH: pd.DataFrame(rows["dice"]),
+        catalogue.MIN_PAIRWISE_DICE: pd.DataFrame(rows["minpd"]),
+        catalogue.MAJORITY_VOTE: pd.DataFrame(rows["major"]),
+        catalogue.VOLUME_SIG_BITS: pd.DataFrame(rows["volbits"]),
     }
     if rows["probbits"]:
-        tables["prob_sig_bits.tsv"] = pd.DataFrame(rows["probbits"])
-    tables["region_summary.tsv"] = region_summary(
-        tables["min_pairwise_dice.tsv"], tables["dice_to_truth.tsv"], pd.DataFrame(rows["truth"])
-    )
+        tables[catalogue.PROB_SIG_BITS] = pd.DataFrame(rows["probbits"])
+    summary = region_summary(
+        tables[catalogue.MIN_PAIRWISE_DICE], tables[catalogue.DICE_TO_TRUTH],
+        pd.DataFrame(rows["truth"]),
+    )  # fmt: skip
+    tables[catalogue.REGION_SUMMARY] = summary
     indices = stability.bootstrap_indices(len(subjects), N_BOOT, rng)
-    tables["stability_summary.tsv"] = stability_summary(
-        tables["min_pairwise_dice.tsv"], tables["dice_to_truth.tsv"], subjects, indices
+    tables[catalogue.STABILITY_SUMMARY] = stability_summary(
+        tables[catalogue.MIN_PAIRWISE_DICE], tables[catalogue.DICE_TO_TRUTH], subjects, indices
     )
-    tables["factor_correlation.tsv"] = factor_correlation(tables["region_summary.tsv"])
-    for name, frame in tables.items():
-        run.write_table(name, frame)
-    _figures(out / "figures", tables["region_summary.tsv"])
+    tables[catalogue.FACTOR_CORRELATION] = factor_correlation(summary)
+    for artifact, frame in tables.items():
+        run.write_table(artifact, frame)
+    _figures(out, summary)
     run.finish(
         subjects=subjects, members=members, factors=sorted(factors),
         n_members={f: len(m) for f, m in sorted(factors.items())}, matched_size=matched,
@@ -236,15 +233,15 @@ def _majority_vote(stack: np.ndarray) -> np.ndarray:
 def _save_entropy(path: Path, stack: np.ndarray, affine) -> None:
     import nibabel as nib
 
-    from harness.store import atomic_path
+    from harness.runs import atomic_path
 
     with atomic_path(path) as tmp:
         nib.save(nib.Nifti1Image(label_entropy(stack).astype(np.float32), affine), str(tmp))
 
 
 def _prob_bits(ens: Path, members: list[str], baseline: str, subject: str) -> dict | None:
-    paths = [Path(ens) / "members" / m / "predictions" / f"{subject}_prob.npy" for m in members]
-    ref_path = Path(ens) / "members" / baseline / "predictions" / f"{subject}_prob.npy"
+    paths = [probabilities_path(ens, m, subject) for m in members]
+    ref_path = probabilities_path(ens, baseline, subject)
     if len(members) < 2 or not ref_path.exists() or not all(p.exists() for p in paths):
         return None
     samples = np.stack([np.load(p, allow_pickle=False) for p in paths]).astype(np.float64)
@@ -356,42 +353,34 @@ def factor_correlation(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _figures(folder: Path, summary: pd.DataFrame) -> None:
-    import matplotlib
+def _figures(out: Path, summary: pd.DataFrame) -> None:
+    from harness.plotting import new_figure
+    from harness.runs import atomic_write_bytes
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from harness.store import atomic_write_bytes
-
-    folder.mkdir(parents=True, exist_ok=True)
+    catalogue.STABILITY_FIGURE.path(out).parent.mkdir(parents=True, exist_ok=True)
     table = summary.dropna(subset=["mean_min_dice"])
     if table.empty:
         return
     pivot = table.pivot_table(index="region", columns="factor", values="mean_min_dice").sort_values(
         by=list(table["factor"].unique())[0]
     )
-    fig, ax = plt.subplots(figsize=(8, max(3, 0.18 * len(pivot))))
+    fig, ax = new_figure(figsize=(8, max(3, 0.18 * len(pivot))))
     pivot.plot.barh(ax=ax, width=0.8)
     ax.set_xlabel("mean minimum pairwise Dice (stability)")
     ax.set_xlim(0, 1)
     fig.tight_layout()
-    atomic_write_bytes(folder / "min_pairwise_dice.png", _png(fig))
-    plt.close(fig)
+    atomic_write_bytes(catalogue.STABILITY_FIGURE.path(out), _png(fig))
     factors = list(pivot.columns)
     if len(factors) >= 2:
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        fig, ax = new_figure(figsize=(4.5, 4.5))
         ax.scatter(1 - pivot[factors[0]], 1 - pivot[factors[1]], s=12)
         ax.set_xlabel(f"instability, {factors[0]}")
         ax.set_ylabel(f"instability, {factors[1]}")
         fig.tight_layout()
-        atomic_write_bytes(folder / "instability_scatter.png", _png(fig))
-        plt.close(fig)
+        atomic_write_bytes(catalogue.INSTABILITY_SCATTER.path(out), _png(fig))
 
 
 def _png(fig) -> bytes:
-    import io
+    from harness.plotting import png_bytes
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=110)

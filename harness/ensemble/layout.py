@@ -1,4 +1,5 @@
-"""Where an ensemble directory keeps things (docs/CONTRACTS.md)."""
+"""Where an ensemble directory keeps things: the paths come from :mod:`harness.runs.layout`;
+this module adds member names and the list of trained members."""
 
 from __future__ import annotations
 
@@ -6,8 +7,16 @@ import re
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.runs.catalogue import PREDICTION
+from harness.runs.layout import (  # noqa: F401 (re-exported: the ensemble's layout in one place)
+    BASELINE,
+    analysis_dir,
+    member_dir,
+    members_dir,
+    prediction_path,
+    probabilities_path,
+)
 
-BASELINE = "baseline"
 _MEMBER_RE = re.compile(r"^(?P<factor>[a-z]+(?:-[a-z]+)?)-(?P<index>\d+)$")
 
 
@@ -23,20 +32,8 @@ def member_factor(name: str) -> str:
     return match.group("factor")
 
 
-def members_dir(ens: Path) -> Path:
-    return Path(ens) / "members"
-
-
-def analysis_dir(ens: Path) -> Path:
-    return Path(ens) / "analysis"
-
-
-def prediction_path(ens: Path, member: str, subject: str) -> Path:
-    return members_dir(ens) / member / "predictions" / f"{subject}_seg.nii.gz"
-
-
 def list_members(ens: Path) -> list[str]:
     root = members_dir(ens)
     if not root.is_dir():
         raise InputError(f"{ens} is not an ensemble directory: {root} is missing")
-    return sorted(p.name for p in root.iterdir() if (p / "predictions").is_dir())
+    return sorted(p.name for p in root.iterdir() if (p / PREDICTION.parent).is_dir())

@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness.ensemble.layout import BASELINE, members_dir
+from harness.ensemble.layout import BASELINE, member_dir
 from harness.ensemble.plan import MemberSpec, plan_ensemble
 from harness.errors import InputError
 from harness.perturb.seeds import SeedPlan, derive_seed
-from harness.store import RunDir
+from harness.runs import RunDir, RunKind
 
 #: :class:`harness.train.TrainConfig` fields of the learning-rate schedule
 SCHEDULE_FIELDS = ("schedule", "step_size", "gamma", "milestones", "cycles", "min_lr_ratio")
@@ -141,7 +141,7 @@ def run_ensemble(
     }
     chosen = None if only is None else _chosen(members, only)
     out = Path(out)
-    run = RunDir(out, kind="ensemble")
+    run = RunDir(out, kind=RunKind.ENSEMBLE)
     if run.completed_with(record, "an ensemble"):
         return out
     if chosen is not None:
@@ -157,7 +157,7 @@ def run_ensemble(
         if on_epoch_end is not None:
             callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
         train_run(
-            cohort, members_dir(out) / spec.name, configs[spec.name], train_subjects=train,
+            cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
             predict=targets, save_probabilities=save_probabilities, progress=False,
             on_epoch_end=callback, command="harness ensemble run",
             extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
@@ -187,7 +187,7 @@ def _train_members(cohort, out, chosen, configs, train, targets, save_probabilit
         if on_epoch_end is not None:
             callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
         train_run(
-            cohort, members_dir(out) / spec.name, configs[spec.name], train_subjects=train,
+            cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
             predict=targets, save_probabilities=save_probabilities, progress=progress,
             on_epoch_end=callback, command="harness ensemble run",
             extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},

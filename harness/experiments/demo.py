@@ -19,7 +19,8 @@ from pathlib import Path
 import click
 
 from harness.errors import HarnessError
-from harness.store import RunDir
+from harness.runs import RunDir, RunKind, catalogue
+from harness.runs.layout import ANALYSIS, members_dir
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,19 @@ SIZES = {
 }
 
 #: stages whose run directory is not ``OUT/<stage>``
-STAGE_DIRS = {"analysis": "ensemble/analysis"}
+STAGE_DIRS = {"analysis": f"ensemble/{ANALYSIS}"}
+#: the kind of each stage's run directory
+STAGE_KINDS = {
+    "mode-sweep": RunKind.SWEEP,
+    "granularity": RunKind.GRANULARITY,
+    "cohort": RunKind.COHORT,
+    "ensemble": RunKind.ENSEMBLE,
+    "analysis": RunKind.ENSEMBLE_ANALYSIS,
+    "kernel-bench": RunKind.KERNEL_BENCH,
+    "introspect": RunKind.INTROSPECT,
+    "brainage": RunKind.BRAINAGE,
+    "report": RunKind.REPORT,
+}
 
 
 @dataclass
@@ -98,7 +111,7 @@ class DemoContext:
         return SIZES[self.size_name or ("full" if self.full else "small")]
 
     def stage_dir(self, name: str) -> RunDir:
-        return RunDir(self.out / STAGE_DIRS.get(name, name), kind=name)
+        return RunDir(self.out / STAGE_DIRS.get(name, name), kind=STAGE_KINDS[name])
 
     def path(self, name: str) -> Path:
         return self.out / name
@@ -116,7 +129,7 @@ def stage_mode_sweep(ctx: DemoContext) -> str:
     run = ctx.stage_dir("mode-sweep")
     run.start("harness demo: mode sweep", config_dict(cfg))
     frame = run_mode_sweep(cfg)
-    run.write_table("sweep.tsv", frame)
+    run.write_table(catalogue.SWEEP, frame)
     run.finish()
     return format_table(frame)
 
@@ -128,7 +141,7 @@ def stage_granularity(ctx: DemoContext) -> str:
     run = ctx.stage_dir("granularity")
     run.start("harness demo: op-level vs kernel-level", asdict(cfg))
     frame = run_granularity(cfg)
-    run.write_table("granularity.tsv", frame)
+    run.write_table(catalogue.GRANULARITY, frame)
     run.finish()
     return format_table(frame)
 
@@ -157,7 +170,7 @@ def stage_ensemble(ctx: DemoContext) -> str:
         train_subjects=size.train_subjects,
         device=ctx.device,
     )
-    members = sorted(p.name for p in (ctx.path("ensemble") / "members").iterdir())
+    members = sorted(p.name for p in members_dir(ctx.path("ensemble")).iterdir())
     return f"members: {', '.join(members)}"
 
 
@@ -167,7 +180,7 @@ def stage_analysis(ctx: DemoContext) -> str:
     from harness.ensemble.analyze import analyze_ensemble
 
     folder = analyze_ensemble(ctx.path("ensemble"), ctx.path("cohort"))
-    summary = pd.read_csv(folder / "stability_summary.tsv", sep="\t")
+    summary = pd.read_csv(catalogue.STABILITY_SUMMARY.path(folder), sep="\t")
     summary = summary[summary["kind"].isin(["cortical", "subcortical"])]
     table = pd.DataFrame({
         "factor": summary["factor"], "kind": summary["kind"], "members": summary["n_members"],
@@ -199,8 +212,8 @@ def stage_kernel_bench(ctx: DemoContext) -> str:
     run = ctx.stage_dir("kernel-bench")
     cases = ctx.size.kernel_cases
     run.start("harness demo: kernel microbenchmarks", {"suite": str(suite), "cases": cases})
-    target = run.path / "bench-kernels.json"
-    partial = run.path / "bench-kernels.json.partial"
+    target = run.file(catalogue.KERNEL_BENCH)
+    partial = target.with_name(target.name + ".partial")
     command = [
         sys.executable, "-m", "pytest", str(suite), "-k", cases, "-p", "no:cacheprovider",
         "--benchmark-json", str(partial), "-q", "--no-header",
@@ -260,7 +273,7 @@ def stage_brainage(ctx: DemoContext) -> str:
     run_brainage(data, ctx.path("brainage"), config, inputs={"ensemble": str(ctx.path("ensemble"))})
     import pandas as pd
 
-    summary = pd.read_csv(ctx.path("brainage") / "summary.tsv", sep="\t")
+    summary = pd.read_csv(catalogue.BRAINAGE_SUMMARY.path(ctx.path("brainage")), sep="\t")
     columns = ["regressor", "augmentation", "k", "mae_mean", "mae_ci_low", "mae_ci_high"]
     return "brain-age MAE (years) by ensemble size k:\n" + format_table(summary[columns])
 
@@ -272,7 +285,7 @@ def stage_report(ctx: DemoContext) -> str:
     inputs = [ctx.path(name) for name, _ in STAGES if name not in ("report", *STAGE_DIRS)]
     run.start("harness demo: report", {"inputs": [str(p) for p in inputs]})
     html, md = build_report(
-        [p for p in inputs if p.exists()], run.path / "report.html",
+        [p for p in inputs if p.exists()], run.file(catalogue.REPORT_HTML),
         title="harness demo: stability report",
     )  # fmt: skip
     run.finish(outputs=[html.name, md.name])

@@ -1,4 +1,4 @@
-"""Op-level vs kernel-level stochastic arithmetic on the same model (design.md §3, "Granularity").
+"""Op-level vs kernel-level stochastic arithmetic on the same model (docs/design.md, "Granularity").
 
 The op-level engine (``harness.perturb``) rounds each conv/batchnorm *result* stochastically; the
 instrumented kernels (``harness.kernels``) round every add/mul/fma inside them. They cannot agree
@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from harness.errors import InputError
+from harness.perturb.seeds import torch_seed
 
 #: ATen ops of conv and batchnorm (forward and backward), the layers the kernels instrument.
 CONV_BN_OPS = [
@@ -80,8 +81,8 @@ def run_granularity(cfg: GranularityConfig):
 
     cfg.validate()
     gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    model = block(cfg.channels)
+    with torch_seed(cfg.seed):
+        model = block(cfg.channels)
     x = torch.randn(cfg.batch, 1, cfg.size, cfg.size, generator=gen)
     target = torch.randn(cfg.batch, cfg.channels, cfg.size, cfg.size, generator=gen)
     reference = _forward_backward(copy.deepcopy(model), x, target)

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.errors import InputError
+from harness.perturb.seeds import torch_seed
 
 
 @dataclass
@@ -87,8 +88,8 @@ def train_once(
     model_factory: Callable[[], torch.nn.Module],
 ) -> dict:
     """One training run; returns final flat weights, per-step losses and mean step time."""
-    torch.manual_seed(cfg.seed)  # identical initial weights for every run
-    model = model_factory().to(cfg.device)
+    with torch_seed(cfg.seed):  # identical initial weights for every run
+        model = model_factory().to(cfg.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     losses, times = [], []
     for x, y in batches:

@@ -194,7 +194,7 @@ def _cohort(config: IntrospectConfig, out: Path):
     if config.cohort:
         return load_cohort(config.cohort)
     from harness.data.synth import generate_cohort
-    from harness.store import RunDir
+    from harness.runs import RunDir
 
     path = out / "cohort"
     if RunDir(path).is_complete():
@@ -231,11 +231,11 @@ def run_demo(config: IntrospectConfig, out: str | os.PathLike, progress: bool = 
     A run directory holding an unfinished run with the same configuration is resumed from its
     last completed epoch; one with a different configuration is refused.
     """
-    from harness.store import RunDir
+    from harness.runs import RunDir, RunKind
 
     config.check()
     out = Path(out)
-    run = RunDir(out, kind="introspect")
+    run = RunDir(out, kind=RunKind.INTROSPECT)
     settings = config.to_dict()
     if previous := run.completed_with(settings, "an introspect run"):
         return previous["summary"]
@@ -255,22 +255,23 @@ def _train(config: IntrospectConfig, data: DemoData, out: Path, run, progress: b
     from tqdm import tqdm
 
     from harness.introspect.probe import SpectralProbe
-    from harness.introspect.table import SPECTRA, SpectraTable
-    from harness.perturb.seeds import seed_everything
-    from harness.store import atomic_path
+    from harness.introspect.table import SpectraTable
+    from harness.perturb.seeds import torch_seed
+    from harness.runs import atomic_path
+    from harness.runs.catalogue import INTROSPECT_CHECKPOINT, SPECTRA
 
     device = torch.device(config.device)
-    seed_everything(config.seed)
-    model = build_model(config.demo, data).to(device)
+    with torch_seed(config.seed):
+        model = build_model(config.demo, data).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    checkpoint = out / "checkpoint.pt"
+    checkpoint = INTROSPECT_CHECKPOINT.path(out)
     start = 0
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["epochs_done"])
-    table = SpectraTable(out / SPECTRA)
+    table = SpectraTable(SPECTRA.path(out))
     table.truncate(start)
     n = len(data.y)
     steps = config.steps(n)
@@ -315,14 +316,15 @@ def _analyse(config: IntrospectConfig, data: DemoData, out: Path) -> dict:
     from harness.introspect.plots import plot_trajectories
     from harness.introspect.probe import SpectralProbe
     from harness.introspect.stats import compare_groups, summarise
-    from harness.introspect.table import SPECTRA, read_spectra
-    from harness.store import atomic_write_table
+    from harness.introspect.table import read_spectra
+    from harness.runs import atomic_write_table
+    from harness.runs.catalogue import INTROSPECT_STATS, SPECTRA, SPECTRA_FIGURE
 
-    spectra = read_spectra(out / SPECTRA)
+    spectra = read_spectra(SPECTRA.path(out))
     stats = compare_groups(spectra, alpha=config.alpha)
     caveats = SpectralProbe(build_model(config.demo, data)).caveats()
-    atomic_write_table(out / "stats.tsv", stats)
-    figures = plot_trajectories(spectra, out / "figures")
+    atomic_write_table(INTROSPECT_STATS.path(out), stats)
+    figures = plot_trajectories(spectra, out / SPECTRA_FIGURE.parent)
     return summarise(stats) | {
         "caveats": caveats,
         "rows": len(spectra),

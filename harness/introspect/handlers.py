@@ -460,8 +460,38 @@ HANDLERS: dict[type[nn.Module], type[Handler]] = {
 }
 
 
-def register_handler(layer_type: type[nn.Module], handler: type[Handler]) -> None:
-    """Probe layers of ``layer_type`` (and subclasses) with ``handler``."""
+def register_handler(
+    layer_type: type[nn.Module], handler: type[Handler], *, replace: bool = False
+) -> None:
+    """Probe layers of ``layer_type`` (and subclasses) with ``handler``.
+
+    Parameters
+    ----------
+    layer_type : type of nn.Module
+        The layer class.
+    handler : type of Handler
+        The handler class.
+    replace : bool
+        Allow replacing the handler already registered for exactly ``layer_type``.
+
+    Raises
+    ------
+    TypeError
+        If ``layer_type`` is not an ``nn.Module`` class or ``handler`` not a :class:`Handler`
+        class.
+    InputError
+        If ``layer_type`` already has a handler and ``replace`` is False.
+    """
+    if not (isinstance(layer_type, type) and issubclass(layer_type, nn.Module)):
+        raise TypeError(f"layer_type must be an nn.Module class, got {layer_type!r}")
+    if not (isinstance(handler, type) and issubclass(handler, Handler)):
+        raise TypeError(f"handler must be a Handler class, got {handler!r}")
+    current = HANDLERS.get(layer_type)
+    if current is not None and current is not handler and not replace:
+        raise InputError(
+            f"{layer_type.__name__} already has handler {current.__name__}; pass replace=True "
+            f"to replace it with {handler.__name__}"
+        )
     HANDLERS[layer_type] = handler
 
 

@@ -33,23 +33,20 @@ def plot_trajectories(frame, out_dir: str | os.PathLike, indices=(0, 1, 2)) -> l
     Returns the written paths (``out_dir/<layer>.png``).
     """
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from harness.store import atomic_path
+    from harness.plotting import new_figure
+    from harness.runs import atomic_path
 
     frame = normalise(frame)
     out_dir = Path(out_dir)
     paths = []
     groups = sorted(frame["group"].astype(str).unique())
-    colours = plt.get_cmap("tab10")
+    colours = matplotlib.colormaps["tab10"]
     styles = ["-", "--", ":", "-."]
     for layer, sub in frame.groupby("layer", sort=True):
         quantities = [q for q in ("grad", "act", "adj") if q in set(sub["quantity"])]
-        fig, axes = plt.subplots(1, len(quantities), figsize=(4.2 * len(quantities), 3.4),
-                                 squeeze=False)  # fmt: skip
+        fig, axes = new_figure((4.2 * len(quantities), 3.4), 1, len(quantities), squeeze=False)
         for ax, quantity in zip(axes[0], quantities, strict=True):
             q_rows = sub[sub["quantity"] == quantity]
             for g_index, group in enumerate(groups):
@@ -80,6 +77,5 @@ def plot_trajectories(frame, out_dir: str | os.PathLike, indices=(0, 1, 2)) -> l
         path = out_dir / f"{layer.replace('/', '_')}.png"
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=90, format="png")
-        plt.close(fig)
         paths.append(path)
     return paths

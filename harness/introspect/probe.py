@@ -24,8 +24,10 @@ from torch import nn
 
 from harness.errors import InputError, check_positive
 from harness.introspect.handlers import Handler, Quantity, UnknownLayer, handler_for
+from harness.runs.catalogue import SPECTRA
 
-COLUMNS = ["run", "epoch", "step", "layer", "group", "quantity", "index", "value", "group_size"]
+#: columns of the probe's table (the declared spectra artifact)
+COLUMNS = list(SPECTRA.columns)
 
 
 def parse_quantities(quantities: Iterable[str | Quantity]) -> tuple[Quantity, ...]:

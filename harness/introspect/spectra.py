@@ -7,7 +7,7 @@ For a layer with activations ``A`` (N x h_in) and adjoints ``D`` (N x h_out) the
 ``A^T D`` (h_in x h_out) and its rank is at most ``N``. With ``A^T = Q_A R_A`` and ``D^T = Q_D R_D``
 (thin QR), ``A^T D = Q_A (R_A R_D^T) Q_D^T`` and ``Q_A``, ``Q_D`` have orthonormal columns, so the
 nonzero singular values of the gradient are those of the small ``N x N`` core ``R_A R_D^T``
-(design.md section 7). Nothing here draws random numbers (no randomized SVD), so probing never
+(docs/design.md, "Spectral introspection"). Nothing here draws random numbers (no randomized SVD), so probing never
 touches a random stream of the training run.
 """
 

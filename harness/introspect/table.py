@@ -1,8 +1,9 @@
-"""``spectra.parquet``: the probe's tidy table, appended per epoch with atomic rewrites.
+"""The spectra table (:data:`harness.runs.catalogue.SPECTRA`): the probe's tidy table, appended
+per epoch with atomic rewrites.
 
-Columns (docs/CONTRACTS.md): ``run, epoch, step, layer, group, quantity, index, value,
+Columns as declared there: ``run, epoch, step, layer, group, quantity, index, value,
 group_size``. Each :meth:`SpectraTable.append` rewrites the file through
-:func:`harness.store.atomic_write_table`, so a crash leaves the previous complete file; a resumed
+:func:`harness.runs.atomic_write_table`, so a crash leaves the previous complete file; a resumed
 run calls :meth:`SpectraTable.truncate` to drop rows of epochs it will redo.
 """
 
@@ -13,9 +14,7 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.introspect.probe import COLUMNS
-from harness.store import atomic_write_table
-
-SPECTRA = "spectra.parquet"
+from harness.runs import atomic_write_table
 
 
 def read_spectra(path: str | os.PathLike):

@@ -116,7 +116,7 @@ class StochasticArithmetic(TorchDispatchMode):
         costs nothing); ``rr`` MCA random rounding
         ``fl(y + 2^(e(y)-t) xi)`` and ``sr`` stochastic rounding, both of the op's result
         recomputed in the wider type (see ``wide``); ``ud`` one ulp up or down with probability
-        1/2. See design.md §3.
+        1/2. See docs/design.md, "Arithmetic modes".
     precision : None, int or dict
         Virtual precision ``t`` (see :func:`~harness.perturb.modes.resolve_precision`). ``ud``
         ignores it (always one ulp of the working type).

@@ -1,6 +1,6 @@
 """Arithmetic modes, significand widths and virtual-precision resolution.
 
-Notation (design.md §3): ``p`` is the number of significand bits of a floating-point type
+Notation (docs/design.md, "Arithmetic modes"): ``p`` is the number of significand bits of a floating-point type
 (implicit bit included): fp64 53, fp32 24, fp16 11, bf16 8. ``t`` is the virtual precision,
 ``1 <= t <= p``.
 """

@@ -1,7 +1,7 @@
 """Pure rounding functions of stochastic arithmetic (tensor in, tensor out).
 
 Random numbers are passed in, so every function is deterministic and can be checked against an
-fp64/numpy brute force. Notation (design.md §3): ``y`` a working-precision result with ``p``
+fp64/numpy brute force. Notation (docs/design.md, "Arithmetic modes"): ``y`` a working-precision result with ``p``
 significand bits, ``t`` the virtual precision, ``e(y)`` the exponent with ``y = m 2^e(y)``,
 ``0.5 <= |m| < 1``.
 

@@ -103,6 +103,20 @@ class SeedPlan:
         return cls(vary=_parse_vary(record["vary"]), **fields)
 
 
+@contextlib.contextmanager
+def torch_seed(seed: int):
+    """Seed torch's CPU generator for the block only, restoring the caller's state after.
+
+    For draws that take no generator, such as the initialisation inside ``nn.Module``
+    constructors; library code uses this rather than :func:`seed_everything`, which is for
+    scripts and leaves the global generators seeded.
+    """
+    _check_int("seed", seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def seed_everything(seed: int) -> None:
     """Seed python's ``random``, numpy's global RNG and torch (CPU and every CUDA device)."""
     import numpy as np

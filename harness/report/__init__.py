@@ -45,7 +45,8 @@ def build_report(
     from harness.report.model import Report
     from harness.report.render import to_html, to_markdown_report
     from harness.report.sections import BUILDERS
-    from harness.store import atomic_write_text
+    from harness.runs import atomic_write_text
+    from harness.runs.catalogue import REPORT_MD
     from harness.store.db import load_results
 
     out_html = Path(out_html)
@@ -61,7 +62,7 @@ def build_report(
         inputs=[str(p) for p in paths],
         sections=sections,
     )
-    md_path = out_html.with_name("report.md")
+    md_path = out_html.with_name(REPORT_MD.name)
     atomic_write_text(out_html, to_html(report))
     atomic_write_text(md_path, to_markdown_report(report, out_html.name))
     return out_html, md_path

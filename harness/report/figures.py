@@ -1,30 +1,20 @@
-"""Matplotlib figures of a report, returned as PNG bytes (Agg backend, no files)."""
+"""Matplotlib figures of a report, returned as PNG bytes (:mod:`harness.plotting`: no pyplot,
+no files)."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from harness.plotting import new_figure, png_bytes
+
 DPI = 100
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig, plt) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+def _png(fig) -> bytes:
+    return png_bytes(fig, dpi=DPI, metadata={"Software": None})
 
 
 def _device_colours(devices: list[str]) -> dict[str, str]:
@@ -36,9 +26,10 @@ def horizontal_bars(
     labels: list[str], values: list[float], groups: list[str], xlabel: str, log: bool = False
 ) -> bytes:
     """One bar per row, coloured by group (device), with a legend."""
-    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
     colours = _device_colours(groups)
-    fig, ax = plt.subplots(figsize=(9, 0.8 + 0.28 * len(labels)))
+    fig, ax = new_figure(figsize=(9, 0.8 + 0.28 * len(labels)))
     y = np.arange(len(labels))
     ax.barh(y, values, color=[colours[g] for g in groups])
     ax.set_yticks(y, labels, fontsize=7)
@@ -47,33 +38,31 @@ def horizontal_bars(
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
     ax.legend(handles, list(colours), fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0),
               ncol=3, frameon=False)  # fmt: skip
     fig.tight_layout()
-    return _png(fig, plt)
+    return _png(fig)
 
 
 def region_stability(summary: pd.DataFrame, max_regions: int = 40) -> bytes:
     """Mean minimum pairwise Dice per region, one bar colour per factor (least stable first)."""
-    plt = _pyplot()
     pivot = summary.pivot_table(index="region", columns="factor", values="mean_min_dice")
     pivot = pivot.loc[pivot.min(axis=1).sort_values().index[:max_regions]]
-    fig, ax = plt.subplots(figsize=(8, 1 + 0.22 * len(pivot) * max(1, len(pivot.columns) / 2)))
+    fig, ax = new_figure(figsize=(8, 1 + 0.22 * len(pivot) * max(1, len(pivot.columns) / 2)))
     pivot.plot.barh(ax=ax, width=0.8)
     ax.invert_yaxis()
     ax.set_xlabel("mean minimum pairwise Dice (1 = members agree)")
     ax.set_xlim(0, 1)
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
-    return _png(fig, plt)
+    return _png(fig)
 
 
 def entropy_montage(path: Path, n_slices: int = 6) -> bytes:
     """Axial slices through the part of a label-entropy map (bits) that is not zero."""
     import nibabel as nib
 
-    plt = _pyplot()
     data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
     if data.ndim != 3:
         raise ValueError(f"{path.name}: expected a 3-D map, got shape {data.shape}")
@@ -81,13 +70,13 @@ def entropy_montage(path: Path, n_slices: int = 6) -> bytes:
     lo, hi = (nonzero[0], nonzero[-1]) if len(nonzero) else (0, data.shape[2] - 1)
     zs = np.unique(np.linspace(lo, hi, n_slices + 2)[1:-1].round().astype(int))
     vmax = float(data.max()) or 1.0
-    fig, axes = plt.subplots(1, len(zs), figsize=(1.9 * len(zs) + 0.8, 2.4), squeeze=False)
+    fig, axes = new_figure((1.9 * len(zs) + 0.8, 2.4), 1, len(zs), squeeze=False)
     for ax, z in zip(axes[0], zs, strict=True):
         image = ax.imshow(np.rot90(data[:, :, z]), cmap="magma", vmin=0, vmax=vmax)
         ax.set_title(f"z={z}", fontsize=8)
         ax.axis("off")
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="entropy (bits)")
-    return _png(fig, plt)
+    return _png(fig)
 
 
 def spectra_trajectories(spectra: pd.DataFrame) -> bytes:
@@ -99,10 +88,9 @@ def spectra_trajectories(spectra: pd.DataFrame) -> bytes:
     """
     from harness.introspect.stats import normalise
 
-    plt = _pyplot()
     top = normalise(spectra[spectra["index"] == 0].copy())
     quantities = sorted(top["quantity"].unique())
-    fig, axes = plt.subplots(1, len(quantities), figsize=(4 * len(quantities), 3.2), squeeze=False)
+    fig, axes = new_figure((4 * len(quantities), 3.2), 1, len(quantities), squeeze=False)
     for ax, quantity in zip(axes[0], quantities, strict=True):
         part = top[top["quantity"] == quantity]
         curves = part.groupby(["layer", "step"], as_index=False)["normalised"].mean()
@@ -114,7 +102,7 @@ def spectra_trajectories(spectra: pd.DataFrame) -> bytes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig, plt)
+    return _png(fig)
 
 
 def mae_vs_k(summary: pd.DataFrame) -> bytes:
@@ -122,7 +110,8 @@ def mae_vs_k(summary: pd.DataFrame) -> bytes:
     import tempfile
 
     from harness.brainage.plots import plot_mae_vs_k
+    from harness.runs.catalogue import MAE_FIGURE
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = plot_mae_vs_k(summary, Path(tmp) / "mae_vs_k.png")
+        path = plot_mae_vs_k(summary, MAE_FIGURE.path(tmp))
         return Path(path).read_bytes()

@@ -13,22 +13,26 @@ import pandas as pd
 
 from harness.report import figures
 from harness.report.model import Figure, Section, Table
+from harness.runs import Artifact, RunKind, catalogue
 from harness.store.db import ResultsDB
 
 SIG_BITS_STATS = ["sig_bits_mean", "sig_bits_median", "sig_bits_min"]
 MAX_ENTROPY_MAPS = 4
 
 
-def _complete_runs(db: ResultsDB, *tables: str, kind: str | None = None) -> pd.DataFrame:
-    """Complete runs holding every file in ``tables`` (optionally of a kind containing ``kind``)."""
+def _complete_runs(
+    db: ResultsDB, artifact: Artifact | None = None, kinds: tuple[RunKind, ...] = ()
+) -> pd.DataFrame:
+    """Complete runs of ``kinds`` (default: the kinds that write ``artifact``) that hold
+    ``artifact`` when one is given."""
+    kinds = kinds or (artifact.kinds if artifact else ())
     runs = db.query(
         "SELECT run_id, path, kind, command, device FROM runs WHERE status = 'complete'"
     )
-    keep = [all((Path(p) / t).is_file() for t in tables) for p in runs["path"]]
-    runs = runs[pd.Series(keep, index=runs.index, dtype=bool)]
-    if kind is not None:
-        text = (runs["kind"].fillna("") + " " + runs["command"].fillna("")).str.lower()
-        runs = runs[text.str.contains(kind)]
+    runs = runs[runs["kind"].isin([k.value for k in kinds])]
+    if artifact is not None:
+        keep = [artifact.path(p).is_file() for p in runs["path"]]
+        runs = runs[pd.Series(keep, index=runs.index, dtype=bool)]
     return runs.sort_values("run_id").reset_index(drop=True)
 
 
@@ -63,7 +67,7 @@ def overview(db: ResultsDB) -> Section | None:
             "they are listed but none of their tables is used below."
         )
     if len(runs):
-        section.add(Table(runs, "Run directories (manifest.json)"))
+        section.add(Table(runs, f"Run directories ({catalogue.MANIFEST.name})"))
     if len(files):
         section.add(Table(files, "Benchmark files (pytest-benchmark JSON)"))
     return section
@@ -149,9 +153,9 @@ def experiment_tables(db: ResultsDB) -> Section | None:
         "Significant bits of trained weights and loss per perturbation mode (sweep), and of a "
         "conv/BN block's outputs at op level vs kernel level (granularity).",
     )
-    for name, caption in (("sweep.tsv", "Mode sweep"), ("granularity.tsv", "Op vs kernel level")):
-        for run in _complete_runs(db, name).to_dict("records"):
-            frame = _read_tsv(Path(run["path"]) / name)
+    for artifact, caption in ((catalogue.SWEEP, "Mode sweep"), (catalogue.GRANULARITY, "Op vs kernel level")):
+        for run in _complete_runs(db, artifact).to_dict("records"):
+            frame = _read_tsv(artifact.path(run["path"]))
             if frame is not None:
                 section.add(Table(frame, f"{caption} — {run['run_id']} ({run['device']})", 3))
     return section if section.blocks else None
@@ -172,9 +176,9 @@ def ensemble(db: ResultsDB) -> Section | None:
         "Per-region minimum pairwise Dice across ensemble members (the stability metric: 1 means "
         "every member agrees) and Dice to the ground truth, averaged over subjects.",
     )
-    for run in _complete_runs(db, "region_summary.tsv").to_dict("records"):
+    for run in _complete_runs(db, catalogue.REGION_SUMMARY).to_dict("records"):
         folder = Path(run["path"])
-        summary = _read_tsv(folder / "region_summary.tsv")
+        summary = _read_tsv(catalogue.REGION_SUMMARY.path(folder))
         if summary is None or summary.empty:
             continue
         per_factor = summary.groupby("factor", as_index=False).agg(
@@ -184,7 +188,7 @@ def ensemble(db: ResultsDB) -> Section | None:
             mean_dice_to_truth=("mean_dice_to_truth", "mean"),
         )
         section.add(Table(per_factor, f"Per factor — {run['run_id']}", 3))
-        stability = _read_tsv(folder / "stability_summary.tsv")
+        stability = _read_tsv(catalogue.STABILITY_SUMMARY.path(folder))
         if stability is not None and not stability.empty:
             section.add(Table(
                 stability[[c for c in STABILITY_COLUMNS if c in stability]],
@@ -202,13 +206,13 @@ def ensemble(db: ResultsDB) -> Section | None:
                     "Mean minimum pairwise Dice per region (least stable first)",
                 )  # fmt: skip
             )
-        for path in sorted(folder.glob("entropy_*.nii.gz"))[:MAX_ENTROPY_MAPS]:
+        for path in catalogue.ENTROPY_MAP.glob(folder)[:MAX_ENTROPY_MAPS]:
             try:
                 png = figures.entropy_montage(path)
             except Exception as exc:  # an unreadable map should not sink the report
                 section.add(f"{path.name}: not shown ({exc})")
                 continue
-            what = path.name[len("entropy_") : -len(".nii.gz")]
+            what = "_".join(catalogue.ENTROPY_MAP.parse(path).values())
             section.add(Figure(png, f"Voxel-wise label entropy across members, {what}"))
     return section if section.blocks else None
 
@@ -220,22 +224,22 @@ def brain_age(db: ResultsDB) -> Section | None:
         "Test MAE of brain-age regressors against the number of ensemble members used as "
         "training augmentation (k = 0: no augmentation), with the Gaussian-noise control.",
     )
-    for run in _complete_runs(db, "summary.tsv", kind="brainage").to_dict("records"):
+    for run in _complete_runs(db, catalogue.BRAINAGE_SUMMARY).to_dict("records"):
         folder = Path(run["path"])
-        summary = _read_tsv(folder / "summary.tsv")
+        summary = _read_tsv(catalogue.BRAINAGE_SUMMARY.path(folder))
         if summary is None or summary.empty:
             continue
         cols = [c for c in ("regressor", "augmentation", "k", "mae_mean", "mae_ci_low",
                             "mae_ci_high", "r2_mean") if c in summary]  # fmt: skip
         section.add(Table(summary[cols], f"MAE by ensemble size — {run['run_id']}", 3))
-        comparison = _read_tsv(folder / "comparison.tsv")
+        comparison = _read_tsv(catalogue.BRAINAGE_COMPARISON.path(folder))
         if comparison is not None and not comparison.empty:
             section.add(Table(
                 comparison, "Paired per-subject comparison at the largest k (diff = MAE a - MAE b, "
                 "95% bootstrap interval over subjects; mde_80: smallest difference detectable "
                 "with 80% power; power to detect the anchor's 0.78 years)", 3,
             ))  # fmt: skip
-        saved = folder / "figures" / "mae_vs_k.png"
+        saved = catalogue.MAE_FIGURE.path(folder)
         png = saved.read_bytes() if saved.is_file() else figures.mae_vs_k(summary)
         section.add(Figure(png, "MAE against ensemble size (95% CI over splits)"))
     return section if section.blocks else None
@@ -258,12 +262,13 @@ def spectra(db: ResultsDB) -> Section | None:
                 f"Largest singular value per layer over training — {run_id}",
             )  # fmt: skip
         )
-    for run in _complete_runs(db, kind="introspect").to_dict("records"):
+    for run in _complete_runs(db, kinds=(RunKind.INTROSPECT,)).to_dict("records"):
         folder = Path(run["path"])
-        stats = _read_tsv(folder / "stats.tsv") if (folder / "stats.tsv").is_file() else None
+        stats_path = catalogue.INTROSPECT_STATS.path(folder)
+        stats = _read_tsv(stats_path) if stats_path.is_file() else None
         if stats is not None:
             section.add(Table(stats, f"Statistics — {run['run_id']}", 3))
-        for png in sorted((folder / "figures").glob("*.png")):
+        for png in catalogue.SPECTRA_FIGURE.glob(folder):
             section.add(Figure(png.read_bytes(), f"{png.name} — {run['run_id']}"))
     return section if section.blocks else None
 

@@ -1,9 +1,11 @@
-"""Self-describing run directories with atomic writes, and the DuckDB results database.
+"""The DuckDB results database over run directories and benchmark files.
 
-``ResultsDB`` and ``load_results`` are imported lazily so that writers do not load duckdb.
+Run directories themselves (:class:`RunDir`, atomic writes) live in :mod:`harness.runs` and are
+re-exported here. ``ResultsDB`` and ``load_results`` are imported lazily so that writers do not
+load duckdb.
 """
 
-from harness.store.rundir import (
+from harness.runs.rundir import (
     RunDir,
     atomic_path,
     atomic_write_bytes,

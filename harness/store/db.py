@@ -19,18 +19,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from harness.errors import InputError, MissingDependencyError
+from harness.runs import MANIFEST, Artifact, DbTable, read_manifest
 from harness.store.discover import Sources, discover_all, read_benchmark_json
-from harness.store.extract import (
-    METRIC_TABLES,
-    SPECTRA_COLUMNS,
-    SPECTRA_FILE,
-    applies,
-    benchmark_records,
-    is_introspect,
-    metric_records,
-    run_record,
-)
-from harness.store.rundir import MANIFEST, read_json
+from harness.store.extract import benchmark_records, metric_records, run_artifacts, run_record
 
 DEFAULT_DB_NAME = "harness.duckdb"
 SCHEMA_VERSION = 1
@@ -116,14 +107,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _run_files(run_dir: Path, manifest: dict) -> list[Path]:
-    """The files of a run that feed the database (manifest first)."""
-    files = [run_dir / MANIFEST]
-    for name, spec in METRIC_TABLES.items():
-        if (run_dir / name).is_file() and applies(spec, manifest):
-            files.append(run_dir / name)
-    if is_introspect(manifest) and (run_dir / SPECTRA_FILE).is_file():
-        files.append(run_dir / SPECTRA_FILE)
+def _run_files(run_dir: Path, manifest: dict) -> list[tuple[Path, Artifact | None]]:
+    """The files of a run that feed the database, with their artifacts (manifest first)."""
+    files: list[tuple[Path, Artifact | None]] = [(run_dir / MANIFEST, None)]
+    for artifact in run_artifacts(manifest):
+        if artifact.fields:  # a family of files is not a table
+            continue
+        if artifact.path(run_dir).is_file():
+            files.append((artifact.path(run_dir), artifact))
     return files
 
 
@@ -311,17 +302,15 @@ class ResultsDB:
 
     def _ingest_run(self, run_dir: Path, root: Path, summary: IngestSummary) -> None:
         try:
-            manifest = read_json(run_dir / MANIFEST)
+            manifest = read_manifest(run_dir / MANIFEST)
         except InputError:
-            return  # a manifest being replaced right now, or not ours: skip, retry next ingest
-        if not isinstance(manifest, dict):
-            return
+            return  # being replaced right now, not ours, or newer: skip, retry next ingest
         owner = str(run_dir)
         existing = self.con.execute("SELECT run_id FROM runs WHERE path = ?", [owner]).fetchone()
         run_id = existing[0] if existing else self._run_id(run_dir, root)
         complete = manifest.get("status") == "complete"
-        files = _run_files(run_dir, manifest) if complete else [run_dir / MANIFEST]
-        changed, states = self._changed(owner, files)
+        files = _run_files(run_dir, manifest) if complete else [(run_dir / MANIFEST, None)]
+        changed, states = self._changed(owner, [path for path, _ in files])
         if not complete:
             summary.runs_incomplete.append(run_id)
         if not changed:
@@ -337,24 +326,31 @@ class ResultsDB:
         (summary.runs_updated if existing else summary.runs_new).append(run_id)
 
     def _insert_run_tables(
-        self, run_id: str, run_dir: Path, files: list[Path], summary: IngestSummary
+        self,
+        run_id: str,
+        run_dir: Path,
+        files: list[tuple[Path, Artifact | None]],
+        summary: IngestSummary,
     ) -> None:
-        for path in files:
-            if path.name in METRIC_TABLES:
+        for path, artifact in files:
+            if artifact is None:
+                continue
+            if artifact.db is DbTable.METRICS:
                 try:
                     frame = pd.read_csv(path, sep="\t")
                 except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
                     continue
-                rows = metric_records(run_id, path.name, frame, METRIC_TABLES[path.name])
+                rows = metric_records(run_id, artifact, frame)
                 summary.metric_rows += self._insert("metrics", rows)
-            elif path.name == SPECTRA_FILE:
-                summary.spectra_rows += self._insert_spectra(run_id, path)
+            elif artifact.db is DbTable.SPECTRA:
+                summary.spectra_rows += self._insert_spectra(run_id, path, artifact)
 
-    def _insert_spectra(self, run_id: str, path: Path) -> int:
+    def _insert_spectra(self, run_id: str, path: Path, artifact: Artifact) -> int:
         frame = pd.read_parquet(path)
-        if not set(SPECTRA_COLUMNS) <= set(frame.columns):
+        columns = list(artifact.columns)
+        if not set(columns) <= set(frame.columns):
             return 0
-        frame = frame[list(SPECTRA_COLUMNS)].copy()
+        frame = frame[columns].copy()
         for col in ("run", "layer", "group", "quantity"):
             frame[col] = frame[col].astype(str)
         frame.insert(0, "run_id", run_id)

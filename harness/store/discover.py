@@ -1,6 +1,6 @@
 """Finding result sources on disk: run directories and pytest-benchmark JSON files.
 
-A *run directory* is any directory holding a ``manifest.json`` (see :class:`harness.store.RunDir`);
+A *run directory* is any directory holding a ``manifest.json`` (see :class:`harness.runs.RunDir`);
 a *benchmark file* is any ``.json`` file whose top-level object has a ``benchmarks`` list (the
 pytest-benchmark ``--benchmark-json`` format). Hidden files and directories (temporary files of
 atomic writes start with a dot) and virtual environments are never looked into.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import InputError
-from harness.store.rundir import MANIFEST
+from harness.runs import MANIFEST
 
 #: directory names never walked into
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", ".git", ".venv", "venv"})

@@ -4,7 +4,8 @@ Three shapes come out:
 
 - one *run* record per run directory (from its ``manifest.json``),
 - *metric* records in long (tidy) form — run_id, table_name, metric, labels, key_json, value — from
-  the TSV tables of the run kinds listed in :data:`METRIC_TABLES`,
+  the table artifacts that :mod:`harness.runs.catalogue` maps to :attr:`DbTable.METRICS`, for the
+  run kinds that own them,
 - one *benchmark* record per entry of a pytest-benchmark JSON file.
 """
 
@@ -13,76 +14,20 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from harness.fingerprint import device_label
+from harness.runs import Artifact, RunKind
+from harness.runs.catalogue import database_artifacts
 
 
-@dataclass(frozen=True)
-class TableSpec:
-    """How a run's TSV table becomes metric rows.
-
-    ``keys`` are the columns identifying a row (besides the text columns, which are always keys);
-    every other numeric column becomes one metric. ``kinds``: substrings of the run's kind or
-    command for which the file is ingested (empty: any run).
-    """
-
-    keys: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
-
-
-#: file name inside a run directory -> how to read it as metrics
-METRIC_TABLES: dict[str, TableSpec] = {
-    # ensemble analysis (harness/ensemble/analyze.py)
-    "region_summary.tsv": TableSpec(("factor", "label", "region", "kind")),
-    "min_pairwise_dice.tsv": TableSpec(("factor", "subject", "label", "region", "kind")),
-    "volume_sig_bits.tsv": TableSpec(("factor", "subject", "label", "region", "kind")),
-    "prob_sig_bits.tsv": TableSpec(("factor", "subject")),
-    "majority_vote.tsv": TableSpec(("factor", "subject", "label", "region", "kind")),
-    "factor_correlation.tsv": TableSpec(("factor_a", "factor_b", "kind")),
-    "stability_summary.tsv": TableSpec(("factor", "kind")),
-    # brain age (harness/brainage/run.py)
-    "summary.tsv": TableSpec(("regressor", "augmentation", "k"), kinds=("brainage",)),
-    "results.tsv": TableSpec(("regressor", "augmentation", "k", "split"), kinds=("brainage",)),
-    "robustness.tsv": TableSpec(("regressor", "k", "split"), kinds=("brainage",)),
-    "comparison.tsv": TableSpec(("regressor", "k", "arm_a", "arm_b"), kinds=("brainage",)),
-    # training runs and ensemble members (harness/train/run.py): loss per view and epoch
-    "history.tsv": TableSpec(("view", "epoch"), kinds=("train",)),
-    # experiments (harness/experiments/)
-    "sweep.tsv": TableSpec(("mode",)),
-    "granularity.tsv": TableSpec(("granularity", "mode", "quantity")),
-    # introspection: statistics table; its columns are not fixed, text columns are the keys
-    "stats.tsv": TableSpec(("epoch", "step", "layer", "group", "quantity"), kinds=("introspect",)),
-}
-
-#: spectra of an introspection run (docs/CONTRACTS.md), ingested into the ``spectra`` table
-SPECTRA_FILE = "spectra.parquet"
-SPECTRA_COLUMNS = (
-    "run",
-    "epoch",
-    "step",
-    "layer",
-    "group",
-    "quantity",
-    "index",
-    "value",
-    "group_size",
-)
-
-
-def applies(spec: TableSpec, manifest: dict) -> bool:
-    if not spec.kinds:
-        return True
-    text = f"{manifest.get('kind') or ''} {manifest.get('command') or ''}".lower()
-    return any(k in text for k in spec.kinds)
-
-
-def is_introspect(manifest: dict) -> bool:
-    return applies(TableSpec(kinds=("introspect",)), manifest)
+def run_artifacts(manifest: dict) -> tuple[Artifact, ...]:
+    """The artifacts the database loads from a run with this manifest (by its ``kind``; none
+    for a run of an unknown kind)."""
+    return database_artifacts(RunKind.of_manifest(manifest))
 
 
 def _timestamp(value) -> datetime | None:
@@ -106,10 +51,11 @@ def _dumps(obj) -> str:
 def run_record(run_id: str, path: Path, manifest: dict) -> dict:
     """One row of the ``runs`` table from a manifest."""
     env = manifest.get("environment") or manifest.get("fingerprint") or {}
+    kind = RunKind.of_manifest(manifest)
     return {
         "run_id": run_id,
         "path": str(path),
-        "kind": manifest.get("kind"),
+        "kind": kind.value if kind else manifest.get("kind"),
         "command": manifest.get("command"),
         "status": manifest.get("status", "unknown"),
         "device": device_label(env) if env else None,
@@ -131,11 +77,14 @@ def _is_number(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
 
 
-def metric_records(
-    run_id: str, table_name: str, frame: pd.DataFrame, spec: TableSpec
-) -> pd.DataFrame:
-    """Melt a wide table into long metric rows: one per (row, numeric non-key column)."""
-    keys = [c for c in frame.columns if c in spec.keys or not _is_number(frame[c])]
+def metric_records(run_id: str, artifact: Artifact, frame: pd.DataFrame) -> pd.DataFrame:
+    """Melt a wide table into long metric rows: one per (row, numeric non-key column).
+
+    The artifact's declared ``keys`` and every text column identify a row; ``table_name`` is the
+    artifact's name.
+    """
+    table_name = artifact.name
+    keys = [c for c in frame.columns if c in artifact.keys or not _is_number(frame[c])]
     values = [c for c in frame.columns if c not in keys]
     columns = ["run_id", "table_name", "metric", "labels", "key_json", "value"]
     if frame.empty or not values:

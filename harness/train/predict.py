@@ -13,7 +13,8 @@ import torch
 from harness.data.labels import split_cortex_by_hemisphere
 from harness.data.slices import ThickSliceDataset, stack_slices
 from harness.models.aggregate import VIEW_WEIGHTS, expand_sagittal
-from harness.store import atomic_path
+from harness.runs import atomic_path
+from harness.runs.catalogue import PREDICTION, PROBABILITIES
 
 
 @torch.no_grad()
@@ -69,15 +70,15 @@ def predict_labels(
 
 
 def write_prediction(
-    folder: Path, subject: str, labels: np.ndarray, affine, probabilities=None
+    run_dir: Path, subject: str, labels: np.ndarray, affine, probabilities=None
 ) -> Path:
-    """Write ``<subject>_seg.nii.gz`` (and ``<subject>_prob.npy`` float16 when given) atomically."""
+    """Write the run's ``predictions/<subject>_seg.nii.gz`` (and ``<subject>_prob.npy`` float16
+    when given) atomically."""
     import nibabel as nib
 
-    folder = Path(folder)
-    path = folder / f"{subject}_seg.nii.gz"
+    path = PREDICTION.path(run_dir, subject=subject)
     if probabilities is not None:
-        with atomic_path(folder / f"{subject}_prob.npy") as tmp:
+        with atomic_path(PROBABILITIES.path(run_dir, subject=subject)) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, probabilities.cpu().numpy().astype(np.float16), allow_pickle=False)
     with atomic_path(path) as tmp:

@@ -1,6 +1,7 @@
 """A training run directory: train every view, predict the held-out subjects, record it all.
 
-Layout of ``OUT`` (a :class:`harness.store.RunDir`, kind ``train``)::
+Layout of ``OUT`` (a :class:`harness.runs.RunDir`, kind ``train``; declared in
+:mod:`harness.runs.catalogue`)::
 
     OUT/manifest.json                   config (with the cohort's absolute path, the training and
                                         prediction subjects, seeds), status, history, timings
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import InputError
-from harness.store import RunDir
+from harness.runs import RunDir, RunKind
+from harness.runs.catalogue import CHECKPOINT, HISTORY, PREDICTION, PROBABILITIES
 from harness.train.config import TrainConfig
 from harness.train.trainer import NonFiniteLossError, ViewTrainer
 
@@ -144,7 +146,7 @@ def train_run(
         "save_probabilities": bool(save_probabilities),
     }
     out = Path(out)
-    run = RunDir(out, kind="train")
+    run = RunDir(out, kind=RunKind.TRAIN)
     if run.completed_with(record, "a training run"):
         return out
     run.start(command, record, **(extra or {}))
@@ -161,7 +163,7 @@ def train_run(
     try:
         for view in config.views:
             trainer = ViewTrainer(
-                config, view, images, labels, out / "checkpoints" / f"{view}.pt",
+                config, view, images, labels, CHECKPOINT.path(out, view=view),
                 progress=progress, on_epoch_end=epoch_done,
             )  # fmt: skip
             history[:] = [r for r in history if r["view"] != view] + trainer.history
@@ -171,7 +173,7 @@ def train_run(
         raise
     _write_history(run, history)
     _predict_all(
-        cohort_obj, targets, models, config, out / "predictions", save_probabilities, progress
+        cohort_obj, targets, models, config, out, save_probabilities, progress
     )
     run.finish(history=history)
     return out
@@ -180,11 +182,11 @@ def train_run(
 def _write_history(run: RunDir, history: list[dict]) -> None:
     import pandas as pd
 
-    run.write_table("history.tsv", pd.DataFrame(history))
+    run.write_table(HISTORY, pd.DataFrame(history))
     run.update(history=history)
 
 
-def _predict_all(cohort, targets, models, config, folder: Path, save_probabilities, progress):
+def _predict_all(cohort, targets, models, config, out: Path, save_probabilities, progress):
     from tqdm.auto import tqdm
 
     from harness.data.io import load_volume
@@ -193,8 +195,8 @@ def _predict_all(cohort, targets, models, config, folder: Path, save_probabiliti
 
     device = resolve_device(config.device)
     for sid in tqdm(targets, desc="predict", unit="subject", disable=not progress, leave=False):
-        if (folder / f"{sid}_seg.nii.gz").exists() and (
-            not save_probabilities or (folder / f"{sid}_prob.npy").exists()
+        if PREDICTION.path(out, subject=sid).exists() and (
+            not save_probabilities or PROBABILITIES.path(out, subject=sid).exists()
         ):
             continue
         image, affine, _ = load_volume(cohort.subject(sid).t1, name="image")
@@ -202,4 +204,4 @@ def _predict_all(cohort, targets, models, config, folder: Path, save_probabiliti
         labels, probabilities = predict_labels(
             models, image, batch_size=config.batch_size, device=device
         )
-        write_prediction(folder, sid, labels, affine, probabilities if save_probabilities else None)
+        write_prediction(out, sid, labels, affine, probabilities if save_probabilities else None)

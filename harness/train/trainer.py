@@ -1,11 +1,12 @@
 """Train one FastSurferCNN view: Adam + StepLR, optional stochastic arithmetic, atomic per-epoch
 checkpoints and bitwise-exact resume.
 
-Reproducibility: the model is initialised from the seed plan's ``init`` seed (torch's global RNG
-inside :func:`torch.random.fork_rng`), the data order comes from a generator seeded with
-``data`` and the crop augmentation from one seeded with ``augment``. A checkpoint holds the model,
-optimizer, scheduler, both generators, torch/numpy/python global RNG states, the epoch and the
-history; perturbation streams restart from :meth:`TrainConfig.epoch_seed` every epoch. A run
+Reproducibility: the model is initialised from the seed plan's ``init`` seed
+(:func:`harness.perturb.seeds.torch_seed`: the caller's generator state is restored after), the
+data order comes from a generator seeded with ``data`` and the crop augmentation from one seeded
+with ``augment``; nothing draws from or reseeds the global generators. A checkpoint holds the
+model, optimizer, scheduler, both generators, the epoch and the history; perturbation streams
+restart from :meth:`TrainConfig.epoch_seed` every epoch. A run
 killed after epoch ``e`` and resumed therefore replays epochs ``e+1..`` exactly as an
 uninterrupted run does (same device, same library versions).
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from harness.errors import HarnessError, InputError, MissingDependencyError
 from harness.models import FastSurferCNN, FastSurferLoss, fastsurfer_config
-from harness.store import atomic_path
+from harness.perturb.seeds import torch_seed
+from harness.runs import atomic_path
 from harness.train.config import TrainConfig
 from harness.train.data import WeightedSliceDataset
 from harness.train.schedule import Schedule, cosine_factor, milestone_factor
@@ -48,8 +49,7 @@ def resolve_device(name: str) -> torch.device:
 def build_model(config: TrainConfig, view: str) -> torch.nn.Module:
     """The view's network, initialised from ``config.seeds.init`` (and instrumented when the
     engine is ``kernel``)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seeds.init)
+    with torch_seed(config.seeds.init):
         model = FastSurferCNN(**fastsurfer_config(view, config.preset))
     if config.engine == "kernel":
         from harness.kernels import instrument_model
@@ -158,10 +158,6 @@ class ViewTrainer:
             "scheduler": self.scheduler.state_dict(),
             "data_generator": self.data_generator.get_state(),
             "augment_generator": self.augment_generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy_rng": np.random.get_state(),  # noqa: NPY002 - the global state is what we save
-            "python_rng": random.getstate(),
         }
 
     def save(self) -> None:
@@ -181,11 +177,6 @@ class ViewTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.data_generator.set_state(state["data_generator"])
         self.augment_generator.set_state(state["augment_generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        np.random.set_state(state["numpy_rng"])  # noqa: NPY002
-        random.setstate(state["python_rng"])
         self.epoch, self.history = state["epoch"], state["history"]
 
     @property

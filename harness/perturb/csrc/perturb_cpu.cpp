@@ -10,7 +10,7 @@
 //   uniform u = (w >> 12) * 2^-52 in [0, 1); rr noise xi = u - 1/2; ud direction = top bit.
 //
 // All arithmetic is done in double: every input dtype (fp64, fp32, fp16, bf16) converts to it
-// exactly, and the formulas are those of harness/perturb/rounding.py (design.md section 3).
+// exactly, and the formulas are those of harness/perturb/rounding.py (docs/design.md, "Arithmetic modes").
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
