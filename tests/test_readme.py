@@ -20,15 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MAX_README_LINES = 250
 
-# Pages written on other branches at the same time as this one. Until they are merged a link to
-# them cannot resolve; once merged, delete this allowance (the test then checks them like any other).
-PENDING_PAGES = frozenset(
-    {
-        "docs/ensembles.md",
-        "docs/brainage.md",
-    }
-)
-
 # Phrases that describe how the project was built instead of what it does (case-insensitive,
 # whole words): pointers to a design file outside the repository, and talk of who worked where.
 FORBIDDEN_PHRASES = (
@@ -142,8 +133,6 @@ def test_every_relative_link_resolves(page):
             name = relative(path)
         except ValueError:
             broken.append(f"{target} (outside the repository)")
-            continue
-        if name in PENDING_PAGES:
             continue
         if not path.exists():
             broken.append(f"{target} (no such file)")
