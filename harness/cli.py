@@ -27,7 +27,9 @@ COMMANDS: dict[str, str] = {
     "report": "harness.commands.report:report",
     "compare": "harness.commands.compare:compare",
     "check": "harness.commands.check:check",
+    "containers": "harness.commands.containers:containers",
     "introspect": "harness.commands.introspect:introspect",
+    "kernels": "harness.commands.kernels:kernels",
     "train": "harness.commands.train:train",
 }
 
@@ -43,7 +45,9 @@ SHORT_HELP: dict[str, str] = {
     "report": "Self-contained HTML report (and Markdown summary) of runs and benchmarks.",
     "compare": "Two result sets side by side: significant bits, throughput, Welch t-test.",
     "check": "CI gate: exit 1 when significant bits or throughput regress past bounds.",
+    "containers": "Docker images (standard, Verificarlo): build, run, benchmark image vs image.",
     "introspect": "Per-group gradient/activation spectra during training (offline demos).",
+    "kernels": "Instrumented kernels: validate harness's sr/rr against Verificarlo (image).",
     "train": "Train FastSurferCNN views on a cohort (optionally perturbed); resumable.",
 }
 

@@ -71,5 +71,9 @@ def introspect(
     click.echo(
         f"wrote {out}: {summary['rows']} spectra rows, {summary['tests']} group tests; "
         f"FDR<{alpha} discoveries: Welch {summary.get('t_discoveries', 0)}, "
-        f"Mann-Whitney {summary.get('u_discoveries', 0)}"
+        f"Mann-Whitney {summary.get('u_discoveries', 0)}; "
+        f"{summary.get('excluded_below_rank_tolerance', 0)} singular values below the rank "
+        "tolerance not tested"
     )
+    for caveat in summary.get("caveats", []):
+        click.echo(f"caveat: {caveat}")

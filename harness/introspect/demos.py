@@ -310,6 +310,7 @@ def _train(config: IntrospectConfig, data: DemoData, out: Path, run, progress: b
 
 def _analyse(config: IntrospectConfig, data: DemoData, out: Path) -> dict:
     from harness.introspect.plots import plot_trajectories
+    from harness.introspect.probe import SpectralProbe
     from harness.introspect.stats import compare_groups, summarise
     from harness.introspect.table import read_spectra
     from harness.runs import atomic_write_table
@@ -317,9 +318,11 @@ def _analyse(config: IntrospectConfig, data: DemoData, out: Path) -> dict:
 
     spectra = read_spectra(SPECTRA.path(out))
     stats = compare_groups(spectra, alpha=config.alpha)
+    caveats = SpectralProbe(build_model(config.demo, data)).caveats()
     atomic_write_table(INTROSPECT_STATS.path(out), stats)
     figures = plot_trajectories(spectra, out / SPECTRA_FIGURE.parent)
     return summarise(stats) | {
+        "caveats": caveats,
         "rows": len(spectra),
         "layers": sorted(spectra["layer"].unique()),
         "groups": data.group_names,

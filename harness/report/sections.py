@@ -207,6 +207,14 @@ def experiment_tables(db: ResultsDB) -> Section | None:
     return section if section.blocks else None
 
 
+#: columns of ``stability_summary.tsv`` shown in the report
+STABILITY_COLUMNS = (
+    "factor", "kind", "n_members", "n_subjects", "min_dice", "min_dice_low", "min_dice_high",
+    "matched_size", "matched_min_dice", "matched_min_dice_low", "matched_min_dice_high",
+    "dice_to_truth", "dice_to_truth_low", "dice_to_truth_high",
+)  # fmt: skip
+
+
 def ensemble(db: ResultsDB) -> Section | None:
     section = Section(
         "Ensemble agreement",
@@ -226,6 +234,14 @@ def ensemble(db: ResultsDB) -> Section | None:
             mean_dice_to_truth=("mean_dice_to_truth", "mean"),
         ).rename(columns=DICE_UNITS)
         section.add(Table(per_factor, f"Per factor — {run['run_id']}", 3))
+        stability = _read_tsv(catalogue.STABILITY_SUMMARY.path(folder))
+        if stability is not None and not stability.empty:
+            section.add(Table(
+                stability[[c for c in STABILITY_COLUMNS if c in stability]],
+                "Stability by tissue kind: median over regions of the minimum pairwise Dice (all "
+                "members, and at the matched member count), with the members' Dice to truth; "
+                f"95% bootstrap intervals over subjects — {run['run_id']}", 3,
+            ))  # fmt: skip
         worst = summary.dropna(subset=["mean_min_dice"]).nsmallest(10, "mean_min_dice")
         cols = ["factor", "region", "kind", "mean_min_dice", "mean_dice_to_truth"]
         section.add(Table(worst[cols].rename(columns=DICE_UNITS),
@@ -270,6 +286,13 @@ def brain_age(db: ResultsDB) -> Section | None:
                 )
         table = table.rename(columns=BRAINAGE_UNITS)
         section.add(Table(table, f"MAE by ensemble size — {run['run_id']}", 3))
+        comparison = _read_tsv(catalogue.BRAINAGE_COMPARISON.path(folder))
+        if comparison is not None and not comparison.empty:
+            section.add(Table(
+                comparison, "Paired per-subject comparison at the largest k (diff = MAE a - MAE b, "
+                "95% bootstrap interval over subjects; mde_80: smallest difference detectable "
+                "with 80% power; power to detect the anchor's 0.78 years)", 3,
+            ))  # fmt: skip
         saved = catalogue.MAE_FIGURE.path(folder)
         png = saved.read_bytes() if saved.is_file() else figures.mae_vs_k(summary)
         section.add(Figure(png, "MAE against ensemble size (95% CI over splits)"))

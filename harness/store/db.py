@@ -47,11 +47,19 @@ CREATE TABLE IF NOT EXISTS benchmarks (
     datetime TIMESTAMP, mean_s DOUBLE, median_s DOUBLE, stddev_s DOUBLE, min_s DOUBLE,
     max_s DOUBLE, rounds BIGINT, iterations BIGINT, ops DOUBLE, data DOUBLE[], gflops DOUBLE,
     sig_bits_mean DOUBLE, sig_bits_median DOUBLE, sig_bits_min DOUBLE, ratio_vs_ieee DOUBLE,
-    extra JSON, fingerprint JSON);
+    extra JSON, fingerprint JSON, image VARCHAR, image_id VARCHAR, vfc_backends VARCHAR);
 CREATE TABLE IF NOT EXISTS spectra (
     run_id VARCHAR, run VARCHAR, epoch BIGINT, step BIGINT, layer VARCHAR, "group" VARCHAR,
     quantity VARCHAR, "index" BIGINT, value DOUBLE, group_size DOUBLE);
 """
+
+#: columns added after a table was first released (table, column, type): added to older files
+#: on open, so a database keeps working across harness versions
+ADDED_COLUMNS = (
+    ("benchmarks", "image", "VARCHAR"),
+    ("benchmarks", "image_id", "VARCHAR"),
+    ("benchmarks", "vfc_backends", "VARCHAR"),
+)
 
 #: units ingested per transaction (a crash loses at most this many; a re-run picks them up)
 COMMIT_EVERY = 200
@@ -171,6 +179,8 @@ class ResultsDB:
             raise InputError(f"cannot open results database {self.path}: {exc}") from None
         if not read_only:
             self.con.execute(SCHEMA)
+            for table, column, kind in ADDED_COLUMNS:
+                self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
         self._check_schema_version(write=not read_only)
 
     def _check_schema_version(self, write: bool) -> None:
