@@ -34,3 +34,5 @@ def test_report_over_results_shows_every_result_set(tmp_path):
     for section in ("## Throughput", "## Ensemble agreement", "## Brain age"):
         assert section in text
     assert "No results found" not in text
+    # the committed ensemble has regions at Dice 0 and NaN: said in words, not as empty bars
+    assert "pairs have mean minimum Dice 0" in text
