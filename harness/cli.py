@@ -81,6 +81,15 @@ def cli():
     """harness: numerical variability of deep-learning training, measured, reported and guarded."""
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line naming the path and the reason of a failed file operation."""
+    reason = exc.strerror or str(exc)
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    if not paths:
+        return f"{reason} ({type(exc).__name__})"
+    return f"cannot access {' -> '.join(map(str, paths))}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI, turning user errors into a message and exit 2."""
     try:
@@ -97,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except HarnessError as exc:
         click.echo(f"error: {exc}", err=True)
+        return 2
+    except OSError as exc:
+        # a file the user named (or its folder) cannot be read or written: their environment
+        click.echo(f"error: {describe_os_error(exc)}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo(

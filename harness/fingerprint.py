@@ -26,7 +26,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
@@ -35,6 +35,9 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+_git_commit = git_commit  # the name other modules used before it was public
 
 
 def _blas_info(torch) -> str | None:
@@ -74,6 +77,8 @@ def fingerprint() -> dict:
     import numpy
     import torch
 
+    from harness.threads import thread_record
+
     cuda = torch.cuda.is_available()
     info = {
         "schema_version": SCHEMA_VERSION,
@@ -87,6 +92,7 @@ def fingerprint() -> dict:
         "numpy": numpy.__version__,
         "torch": torch.__version__,
         "torch_num_threads": torch.get_num_threads(),
+        "threads": thread_record(),
         "blas": _blas_info(torch),
         "cuda_available": cuda,
         "cuda": torch.version.cuda,
@@ -96,7 +102,8 @@ def fingerprint() -> dict:
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
         **container_info(),
-        "git_commit": _git_commit(),
+        # inside a harness image there is no git: the commit the image was built from
+        "git_commit": git_commit() or os.environ.get("HARNESS_GIT_COMMIT") or None,
     }
     try:
         import harness

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+from harness.threads import THREAD_ENV
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -14,7 +18,17 @@ def run_cli(capsys):
     from harness.cli import main
 
     def run(*args: str):
-        code = main([str(a) for a in args])
+        # commands apply the thread policy process-wide (--threads); keep the test process's
+        threads, env = torch.get_num_threads(), {k: os.environ.get(k) for k in THREAD_ENV}
+        try:
+            code = main([str(a) for a in args])
+        finally:
+            torch.set_num_threads(threads)
+            for key, value in env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         out = capsys.readouterr()
         return code, out.out, out.err
 
@@ -62,11 +76,18 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def base_image(docker_client):
-    """The base image made by ``harness containers base`` (kept between sessions)."""
+    """The base image made by ``harness containers base`` (kept between sessions).
+
+    ``HARNESS_TEST_BASE`` picks another one: a new ``harness/...`` tag is made from scratch (a
+    cold run), any other reference (``python:3.11-slim-bookworm``) is left to the engine to pull.
+    """
+    import os
+
     from harness.containers import make_base
 
-    tag = "harness/base:bookworm"
-    make_base(tag, client=docker_client, progress=False)
+    tag = os.environ.get("HARNESS_TEST_BASE") or "harness/base:bookworm"
+    if tag.startswith("harness/"):
+        make_base(tag, client=docker_client, progress=False)
     return tag
 
 

@@ -36,6 +36,9 @@ def test_default_tags_name_torch_and_variant():
     tag = images.spec("standard").default_tag("2.13.0", images.TorchVariant.CUDA)
     assert tag == "harness/standard:torch2.13.0-cuda"
     assert images.check_tag("tag", tag) == tag
+    for ref in ["python:3.11-slim-bookworm", "registry.example.org:5000/team/harness:1",
+                "harness/base@sha256:" + "a" * 64]:  # fmt: skip
+        assert images.check_tag("base", ref) == ref
 
 
 @pytest.mark.parametrize("bad", ["Harness/X", "a b", "x:", ":tag", "x::y", ""])
@@ -141,10 +144,29 @@ def test_default_selection_picks_small_cpu_cases_of_the_suites():
     assert len(ids) <= 6
 
 
+def test_json_name_tells_backends_apart():
+    name = bench.json_name(
+        "harness/verificarlo:t", "libinterflop_mca.so --mode=rr --precision-binary32=24"
+    )
+    assert name == "bench-harness_verificarlo_t-vfc-mca_--mode_rr_--precision-binary32_24.json"
+    assert name != bench.json_name("harness/verificarlo:t", "libinterflop_ieee.so")
+
+
+def test_device_name_names_image_and_backends():
+    from harness.store.extract import device_name
+
+    env = {"cpu_model": "CPU X"}
+    assert device_name(env, None) == "CPU X"
+    assert device_name(env, "img:1") == "CPU X [img:1]"
+    assert device_name(env, "img:1", "libinterflop_ieee.so") == (
+        "CPU X [img:1; VFC_BACKENDS=libinterflop_ieee.so]")  # fmt: skip
+    assert device_name({}, None) is None
+
+
 def test_json_name_is_a_plain_file_name():
     assert (
         bench.json_name("harness/standard:torch2.13.0-cpu")
-        == "harness_standard_torch2.13.0-cpu.json"
+        == "bench-harness_standard_torch2.13.0-cpu.json"
     )
 
 
@@ -188,6 +210,14 @@ def test_a_cuda_torch_is_refused_for_a_cpu_image(tmp_path):
     )
 
 
+def test_cuda_pip_settings_drop_local_cpu_wheels(tmp_path):
+    import os
+
+    env = wheelhouse.cuda_pip_env(tmp_path)
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    assert Path(env["PIP_FIND_LINKS"]).is_dir() and not any(Path(env["PIP_FIND_LINKS"]).iterdir())
+
+
 def test_a_cpu_torch_is_refused_for_a_cuda_image(tmp_path):
     (tmp_path / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").touch()
     with pytest.raises(MissingDependencyError, match="without CUDA"):
@@ -202,6 +232,26 @@ def test_pyproject_for_an_installed_harness_is_valid_toml():
         "numpy>=1.24",
         "setuptools<81",
     ]
+
+
+def test_harness_wheel_from_an_installed_package(tmp_path, monkeypatch):
+    """Without a source tree the wheel is rebuilt from the installed package and its metadata,
+    image recipes and benchmark suites included."""
+    import importlib.metadata
+    import zipfile
+
+    monkeypatch.setattr(wheelhouse, "source_root", lambda: None)
+    wheel = wheelhouse.harness_wheel(tmp_path / "w")
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
+    assert "harness/containers/recipes/standard/Dockerfile" in names
+    assert "harness/containers/suites/test_bench_kernels.py" in names
+    assert not any("__pycache__" in n for n in names)
+    (meta,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    requires = [line for line in archive.read(meta).decode().splitlines()
+                if line.startswith("Requires-Dist:")]  # fmt: skip
+    installed = [r for r in importlib.metadata.requires("harness") if "extra ==" not in r]
+    assert len(requires) == len(installed) and any("torch" in r for r in requires)
 
 
 # ----------------------------------------------------------------------------- context

@@ -23,22 +23,37 @@ GENERIC = "harness/standard:torch2.13.0-cpu-generic"
 @pytest.fixture(scope="session")
 def generic_image(docker_client, base_image, standard_image):
     """The standard image with torch's SIMD CPU kernels turned off (ATEN_CPU_CAPABILITY=default):
-    a second image that genuinely differs, sharing every layer but the last few."""
-    from harness.containers import build_image
+    a second image that genuinely differs, sharing every layer but the last few. Built through
+    the CLI, so `harness containers build` is exercised end to end."""
+    from harness.cli import main
 
-    return build_image("standard", tag=GENERIC, base=base_image, torch="2.13.0",
-                       build_args={"CPU_CAPABILITY": "default"}, client=docker_client,
-                       progress=False)  # fmt: skip
+    args = ["containers", "build", "standard", "--torch", "2.13.0", "--base", base_image,
+            "--build-arg", "CPU_CAPABILITY=default", "--tag", GENERIC, "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    return GENERIC
 
 
 @pytest.fixture(scope="session")
 def bench_run(tmp_path_factory, docker_client, standard_image, generic_image):
     out = tmp_path_factory.mktemp("bench-containers")
-    return bench_images([standard_image, generic_image], out=out, client=docker_client,
+    return bench_images([standard_image, generic_image], suite="all", out=out, client=docker_client,
                         progress=False)  # fmt: skip
 
 
+def _made_here(base_image: str) -> None:
+    if not base_image.startswith("harness/"):
+        pytest.skip(f"HARNESS_TEST_BASE={base_image} is not made by `harness containers base`")
+
+
+def test_cli_base_reuses_an_existing_base(docker_client, base_image, run_cli):
+    _made_here(base_image)
+    code, out, err = run_cli("containers", "base", "--tag", base_image)
+    assert code == 0 and out.startswith(base_image) and "exists" in err
+    assert docker_client.images.get(base_image).id in out
+
+
 def test_base_image_is_labelled_and_runs_python(docker_client, base_image):
+    _made_here(base_image)
     image = docker_client.images.get(base_image)
     assert image.labels["org.harness.kind"] == "base"
     result = run_container(base_image, ["python3", "-c", "import sys; print(sys.version_info[:2])"],
@@ -55,6 +70,9 @@ def test_standard_image_reports_itself_in_the_fingerprint(docker_client, standar
     assert env["container_image_id"] == image.id
     assert env["container_kind"] == "standard"
     assert env["torch"] == "2.13.0+cpu"
+    from harness.fingerprint import git_commit
+
+    assert env["git_commit"] == git_commit() == image.labels["org.harness.commit"]
 
 
 def test_runs_have_no_network_and_no_wheelhouse(docker_client, standard_image):
@@ -87,7 +105,8 @@ def test_bench_records_image_torch_and_fingerprint(docker_client, bench_run, sta
         assert data["machine_info"]["harness_image"]["id"] == image_id
         assert data["machine_info"]["harness_fingerprint"]["container_image"] == image
         names = [b["name"] for b in data["benchmarks"]]
-        assert "test_conv2d_forward[cpu-small-3x3-torch]" in names and len(names) == 3
+        assert "test_conv2d_forward[cpu-small-3x3-torch]" in names and len(names) == 5
+        assert "test_bench_training_step_cpu[ieee]" in names
         for record in data["benchmarks"]:
             assert record["extra_info"]["image"]["tag"] == image
             assert record["extra_info"]["image"]["torch"] == "2.13.0+cpu"
@@ -97,12 +116,23 @@ def test_bench_records_image_torch_and_fingerprint(docker_client, bench_run, sta
     assert standard["machine_info"]["harness_image"]["cpu_capability"] != "DEFAULT"
 
 
+def test_bench_folder_is_a_catalogued_run(bench_run, standard_image, generic_image):
+    from harness.runs import RunDir
+    from harness.runs.audit import audit
+
+    out = bench_run.db_path.parent
+    manifest = RunDir(out).manifest()
+    assert manifest["kind"] == "container-bench" and manifest["status"] == "complete"
+    assert manifest["config"]["images"] == [standard_image, generic_image]
+    assert [str(f) for f in audit(out)] == []  # every file declared in the catalogue
+
+
 def test_bench_results_are_in_the_database(bench_run, standard_image, generic_image):
     from harness.store import ResultsDB
 
     with ResultsDB(bench_run.db_path, read_only=True) as db:
         rows = db.query("SELECT image, count(*) AS n FROM benchmarks GROUP BY image ORDER BY image")
-    assert dict(zip(rows["image"], rows["n"], strict=True)) == {standard_image: 3, generic_image: 3}
+    assert dict(zip(rows["image"], rows["n"], strict=True)) == {standard_image: 5, generic_image: 5}
 
 
 def test_image_against_image_compare_and_check(bench_run, standard_image, generic_image, run_cli):
@@ -111,7 +141,7 @@ def test_image_against_image_compare_and_check(bench_run, standard_image, generi
     a, b = bench_run.files[standard_image], bench_run.files[generic_image]
     rows = compare_results(a, b).benchmarks()
     timed = rows[rows["metric"] == "time.mean_s"]
-    assert len(timed) == 3 and not timed["verdict"].str.startswith("only in").any()
+    assert len(timed) == 5 and not timed["verdict"].str.startswith("only in").any()
     assert timed["device_a"].str.endswith(f"[{standard_image}]").all()
     assert timed["device_b"].str.endswith(f"[{generic_image}]").all()
     code, out, err = run_cli("compare", a, b)
@@ -182,3 +212,26 @@ def test_gpus_without_a_gpu_runtime_say_what_is_missing(docker_client, base_imag
         pytest.skip("this engine has the NVIDIA runtime: the GPU request would succeed")
     with pytest.raises(ContainerFailed, match="NVIDIA container toolkit"):
         run_container(base_image, ["true"], gpus=True, client=docker_client)
+
+
+def test_an_empty_selection_says_how_to_list_the_cases(tmp_path, standard_image, run_cli):
+    code, out, err = run_cli("containers", "bench", standard_image, "--out", tmp_path, "-k",
+                             "no_such_case")  # fmt: skip
+    assert code == 2 and "selects no benchmark" in err and "--collect-only" in err
+
+
+def test_vfc_backends_are_recorded_and_name_the_file(tmp_path, docker_client, standard_image):
+    backends = "libinterflop_ieee.so"
+    result = bench_images([standard_image], k="cpu-small-3x3-torch", out=tmp_path,
+                          env={"VFC_BACKENDS": backends}, client=docker_client,
+                          progress=False)  # fmt: skip
+    (path,) = result.files.values()
+    assert path.name == "bench-harness_standard_torch2.13.0-cpu-vfc-ieee.json"
+    (record,) = json.loads(path.read_text())["benchmarks"]
+    assert record["extra_info"]["image"]["vfc_backends"] == backends
+    from harness.store import ResultsDB
+
+    with ResultsDB(result.db_path, read_only=True) as db:
+        rows = db.query("SELECT vfc_backends, device_name FROM benchmarks")
+    assert rows["vfc_backends"].tolist() == [backends]
+    assert rows["device_name"][0].endswith(f"[{standard_image}; VFC_BACKENDS={backends}]")

@@ -64,6 +64,32 @@ def test_split_cortex_by_hemisphere():
     assert split_cortex_by_hemisphere(labels)[:, 0, 0].tolist() == [2, 1030, 1030, 2030, 2030, 41]
 
 
+def test_split_keeps_medial_parcels_that_have_their_own_right_class():
+    # 1010 (isthmus cingulate) is medial: 2010 is a class of its own, so a left 1010 next to
+    # right WM is still a left prediction; 1030 (superior temporal) is merged and is split
+    labels = np.zeros((4, 1, 1), np.int64)
+    labels[:, 0, 0] = [1010, 1030, 2010, 41]
+    assert split_cortex_by_hemisphere(labels)[:, 0, 0].tolist() == [1010, 2030, 2010, 41]
+
+
+@pytest.mark.parametrize("view", ["axial", "coronal"])
+def test_ground_truth_round_trip_is_exact(tiny_cohort, view):
+    """Truth -> classes -> per-slice one-hot -> re-stacked -> labels -> hemisphere split == truth."""
+    from harness.data.io import load_pair
+    from harness.data.slices import to_view
+
+    for sid in ("sub-0001", "sub-0002"):
+        _, truth, _ = load_pair(
+            tiny_cohort / sid / "anat" / f"{sid}_T1w.nii.gz",
+            tiny_cohort / sid / "anat" / f"{sid}_dseg.nii.gz",
+        )
+        classes = labels_to_classes(truth, view)
+        one_hot = torch.nn.functional.one_hot(torch.from_numpy(to_view(classes, view)), 79)
+        volume = stack_slices(one_hot.permute(0, 3, 1, 2).float(), view)
+        back = classes_to_labels(volume.argmax(dim=0).numpy(), view)
+        np.testing.assert_array_equal(split_cortex_by_hemisphere(back), truth)
+
+
 def test_thick_slice_edge_padding():
     stack = np.arange(5)[:, None, None] * np.ones((5, 2, 3))
     assert thick_slice(stack, 0)[:, 0, 0].tolist() == [0, 0, 0, 0, 1, 2, 3]

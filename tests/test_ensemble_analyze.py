@@ -103,3 +103,32 @@ def test_analyze_cli(run_cli, tmp_path):
     assert not list((ens / "analysis").glob("entropy_*"))
     code, _, err = run_cli("ensemble", "analyze", tmp_path / "nowhere")
     assert code == 2 and "error:" in err and "Traceback" not in err
+
+
+def test_matched_sizes_intervals_and_counts_beside_stability(tmp_path):
+    subjects = ("sub-0001", "sub-0002", "sub-0003")
+    cohort, ens, preds = _make(tmp_path, subjects)
+    out = analyze_ensemble(ens, cohort, entropy_maps=False)
+    mpd = pd.read_csv(out / "min_pairwise_dice.tsv", sep="\t")
+    assert set(mpd["matched_size"]) == {2}  # mca-sr has 2 members, seed 3
+    assert dict(mpd.groupby("factor")["n_members"].first()) == {"mca-sr": 2, "seed": 3}
+    # subsets of 2 members are the pairs: the matched minimum is the mean pairwise Dice
+    seed = [f"seed-0{i}" for i in (1, 2, 3)]
+    labels = [17, 1035, 4]
+    for subject in subjects:
+        pairs = [dice_per_label(preds[a, subject], preds[b, subject], labels)
+                 for a, b in combinations(seed, 2)]  # fmt: skip
+        got = mpd[(mpd["factor"] == "seed") & (mpd["subject"] == subject)].set_index("label")
+        np.testing.assert_allclose(got.loc[labels, "matched_min_dice"], np.mean(pairs, axis=0))
+        np.testing.assert_allclose(got.loc[labels, "min_dice"], np.min(pairs, axis=0))
+    summary = pd.read_csv(out / "stability_summary.tsv", sep="\t")
+    row = summary[(summary["factor"] == "seed") & (summary["kind"] == "all")].iloc[0]
+    assert row["n_members"] == 3 and row["n_subjects"] == 3 and row["n_regions"] == 3
+    for name in ("min_dice", "matched_min_dice", "dice_to_truth"):
+        assert row[f"{name}_low"] <= row[name] <= row[f"{name}_high"]
+    region = mpd[mpd["factor"] == "seed"].groupby("label")["min_dice"].mean()
+    assert row["min_dice"] == pytest.approx(region.median())
+    corr = pd.read_csv(out / "factor_correlation.tsv", sep="\t")
+    assert {"partial_r", "n_members_a", "n_members_b"} <= set(corr.columns)
+    manifest = __import__("json").loads((out / "manifest.json").read_text())
+    assert manifest["matched_size"] == 2 and manifest["n_members"] == {"mca-sr": 2, "seed": 3}

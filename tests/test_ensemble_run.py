@@ -83,7 +83,8 @@ def test_finished_members_reused_and_killed_member_resumes(tiny_cohort, tmp_path
 
     with pytest.raises(KeyboardInterrupt):
         run_ensemble(tiny_cohort, ens, on_epoch_end=crash, **kwargs)
-    assert json.loads((ens / "manifest.json").read_text())["status"] == "running"
+    interrupted = json.loads((ens / "manifest.json").read_text())
+    assert interrupted["status"] == "failed" and interrupted["error"] == "interrupted"
     baseline_stamp = _checkpoint(ens, "baseline").stat().st_mtime_ns
     assert not (ens / "members" / "seed-02").exists()
 
@@ -121,3 +122,26 @@ def test_cli_run_errors(run_cli, tiny_cohort, tmp_path):
     )  # fmt: skip
     assert code == 2 and "factor" in err
     assert not np.any([p.name == "members" for p in tmp_path.glob("e/*")])
+
+
+def test_parallel_members_then_final_run_records_the_ensemble(run_cli, tiny_cohort, tmp_path):
+    """Workers train disjoint members with --member; the final call trains nothing new."""
+    ens = tmp_path / "ens"
+    args = ("ensemble", "run", "--cohort", tiny_cohort, "--out", ens, "--factor", "seed=2",
+            "--preset", "small", "--epochs", "2", "--train-subjects", "1", "--batch-size", "32",
+            "--schedule", "cosine", "--quiet")  # fmt: skip
+    code, out, err = run_cli(*args, "--member", "seed-02", "--member", "baseline")
+    assert code == 0, err
+    assert "run again without --member" in out and not (ens / "manifest.json").exists()
+    assert sorted(p.name for p in (ens / "members").iterdir()) == ["baseline", "seed-02"]
+    trained = (ens / "members" / "seed-02" / "manifest.json").stat().st_mtime_ns
+    history = pd.read_csv(ens / "members" / "baseline" / "history.tsv", sep="\t")
+    assert history["lr"].tolist() == pytest.approx([0.01, 0.005])  # cosine over 2 epochs
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    manifest = json.loads((ens / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["config"]["schedule"] == "cosine"
+    assert manifest["finished_members"] == ["baseline", "seed-01", "seed-02"]
+    assert (ens / "members" / "seed-02" / "manifest.json").stat().st_mtime_ns == trained
+    code, _, err = run_cli(*args, "--member", "seed-09")
+    assert code == 2 and "member must be one of the plan's members" in err

@@ -353,3 +353,18 @@ def test_probe_on_cuda_matches_cpu_and_keeps_training_bitwise():
         torch.manual_seed(0)
         probed, _ = _train(Mixed().cuda(), cuda_batches, {"top_k": 10})
     assert all(torch.equal(p, q) for p, q in zip(plain, probed, strict=True))
+
+
+def test_batchnorm_caveat_names_the_coupled_layers():
+    """Layers before a training-mode batch norm get a caveat; after it, or in eval mode, none."""
+    from torch import nn
+
+    from harness.introspect.probe import SpectralProbe, layers_before_training_batchnorm
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    assert layers_before_training_batchnorm(model, ["0", "3"]) == ["0"]
+    (caveat,) = SpectralProbe(model).caveats()
+    assert "['0']" in caveat and "batch norm in training mode" in caveat
+    model.eval()
+    assert SpectralProbe(model).caveats() == []
+    assert SpectralProbe(nn.Sequential(nn.Linear(4, 2))).caveats() == []

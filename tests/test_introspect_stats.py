@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from harness.errors import InputError
 from harness.introspect import COLUMNS
@@ -89,3 +90,45 @@ def test_table_appends_atomically_and_truncates_for_resume(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["spectra.parquet"]  # no temporary left over
     with pytest.raises(InputError, match="not found"):
         read_spectra(tmp_path / "missing.parquet")
+
+
+def test_output_layer_round_off_singular_value_is_excluded():
+    """The softmax adjoint's rows sum to zero, so a C-class output layer's gradient has rank
+    <= C - 1: its sigma_C is round-off (~1e-8 sigma_1 in float32) and must not be tested."""
+    from harness.introspect.spectra import svdvals
+    from harness.introspect.stats import rank_rtol
+
+    gen = torch_generator(0)
+    classes, width, n = 5, 16, 64
+    acts = torch.randn(n, width, generator=gen)
+    logits = torch.randn(n, classes, generator=gen, requires_grad=True)
+    target = torch.randint(classes, (n,), generator=gen)
+    torch.nn.functional.cross_entropy(logits, target).backward()
+    sigma = svdvals(acts.T @ logits.grad)  # the output layer's weight gradient, float32
+    assert sigma[classes - 1] < 1e-6 * sigma[0]  # round-off, not signal
+    assert sigma[classes - 2] > rank_rtol() * sigma[0]
+    rows = [("r", 0, s, "out", g, "grad", i, float(v) * (1 + 0.01 * s), 8)
+            for s in range(6) for g in ("a", "b") for i, v in enumerate(sigma)]  # fmt: skip
+    stats = compare_groups(pd.DataFrame(rows, columns=COLUMNS))
+    assert sorted(stats["index"].unique()) == list(range(classes - 1))
+    assert stats.attrs["excluded_below_rank_tolerance"] == 6 * 2
+    from harness.introspect.stats import summarise
+
+    assert summarise(stats)["excluded_below_rank_tolerance"] == 12
+
+
+def test_rank_tolerance_follows_the_dtype():
+    from harness.introspect.stats import rank_rtol
+
+    assert rank_rtol(np.float32) == pytest.approx(1000 * 2**-23)
+    assert rank_rtol(np.float64) == pytest.approx(1000 * 2**-52)
+    with pytest.raises(InputError, match="rtol must be in"):
+        compare_groups(_table(seed=0, shift=0.0), rtol=1.5)
+
+
+def torch_generator(seed: int):
+    import torch
+
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen

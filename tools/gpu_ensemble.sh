@@ -9,6 +9,8 @@
 # Usage:  OUT=/path/to/results bash tools/gpu_ensemble.sh
 # Knobs (environment): SUBJECTS (6) TRAIN (3) GRID (256) EPOCHS (3) SIZE (5) VIEWS (axial)
 #                      PRECISION (unset: t = 24 for fp32) SEED (0)
+#                      SCHEDULE (milestones: x0.1 at 2/3 of the run, sensible for a few epochs;
+#                      v1 steps every 5 epochs and would never step in 3)
 #                      DEVICE (cuda) PRESET (full) -- DEVICE=cpu PRESET=tiny GRID=24 is a CPU
 #                      smoke test of the script's flow only
 set -euo pipefail
@@ -23,6 +25,7 @@ VIEWS=${VIEWS:-axial}
 SEED=${SEED:-0}
 DEVICE=${DEVICE:-cuda}
 PRESET=${PRESET:-full}
+SCHEDULE=${SCHEDULE:-milestones}
 PRECISION_ARGS=()
 if [[ -n "${PRECISION:-}" ]]; then PRECISION_ARGS=(--precision "$PRECISION"); fi
 
@@ -50,8 +53,8 @@ echo "$(stamp) synthesising $SUBJECTS subjects at grid $GRID"
 echo "$(stamp) training $((2 * SIZE + 1)) members, $EPOCHS epochs, views $VIEWS"
 harness ensemble run --cohort "$OUT/cohort" --out "$OUT/ens" \
   --factor "seed=$SIZE" --factor "mca-sr=$SIZE" "${PRECISION_ARGS[@]}" \
-  --preset "$PRESET" --epochs "$EPOCHS" --views "$VIEWS" --train-subjects "$TRAIN" \
-  --seed "$SEED" --device "$DEVICE" --quiet
+  --preset "$PRESET" --schedule "$SCHEDULE" --epochs "$EPOCHS" --views "$VIEWS" \
+  --train-subjects "$TRAIN" --seed "$SEED" --device "$DEVICE" --quiet
 
 echo "$(stamp) analysing"
 harness ensemble analyze "$OUT/ens"

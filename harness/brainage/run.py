@@ -7,6 +7,7 @@ from pathlib import Path
 from harness.brainage.features import IcvNormalization, build_features
 from harness.brainage.io import BrainAgeData
 from harness.brainage.plots import plot_mae_vs_k, plot_predicted_vs_true
+from harness.brainage.power import ANCHOR_EFFECT, compare_arms
 from harness.brainage.protocol import ProtocolConfig, ProtocolResult, run_protocol
 from harness.runs import RunDir, RunKind, catalogue
 
@@ -21,7 +22,9 @@ def run_brainage(
     progress: bool = True,
 ) -> ProtocolResult:
     """Run the protocol on ``data`` and write results.tsv, summary.tsv, robustness.tsv,
-    predictions.tsv, figures/*.png and manifest.json under ``out``.
+    predictions.tsv, comparison.tsv (paired per-subject comparison of the arms with the power
+    to detect the anchor's effect, :mod:`harness.brainage.power`), figures/*.png and
+    manifest.json under ``out``.
 
     Parameters
     ----------
@@ -63,16 +66,16 @@ def run_brainage(
             "regions": list(data.regions),
         },
     )
-    try:
+    with run.failure_recorded():  # failed, with the error, whatever goes wrong
         result = run_protocol(features, data.ages, data.subjects, config, progress=progress)
         run.write_table(catalogue.BRAINAGE_RESULTS, result.results)
         run.write_table(catalogue.BRAINAGE_SUMMARY, result.summary)
         run.write_table(catalogue.BRAINAGE_ROBUSTNESS, result.robustness)
         run.write_table(catalogue.BRAINAGE_PREDICTIONS, result.predictions)
+        run.write_table(
+            catalogue.BRAINAGE_COMPARISON, compare_arms(result.predictions, config.seed)
+        )
         plot_mae_vs_k(result.summary, run.file(catalogue.MAE_FIGURE))
         plot_predicted_vs_true(result.predictions, run.file(catalogue.PREDICTED_FIGURE))
-    except BaseException:
-        run.finish("failed")
-        raise
-    run.finish()
+    run.finish(anchor_effect_years=ANCHOR_EFFECT)
     return result

@@ -84,14 +84,15 @@ def run(image, command, env, mounts, timeout_s, gpus) -> None:
 
 
 @containers.command(name="list")
-def list_() -> None:
+@click.option("--untagged", is_flag=True, help="Also images that rebuilds left without a tag.")
+def list_(untagged: bool) -> None:
     """Harness images in the engine, with their labels."""
     import pandas as pd
 
     from harness.containers import list_images
     from harness.store.tables import render
 
-    rows = list_images()
+    rows = list_images(untagged=untagged)
     if not rows:
         click.echo("no harness images; make them with `harness containers base` and "
                    "`harness containers build standard`")  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir, threads_option
 from harness.commands.train import training_options
 
 
@@ -15,7 +16,7 @@ def ensemble() -> None:
 @ensemble.command()
 @click.option("--cohort", required=True, type=click.Path(file_okay=False), help="Cohort directory.")
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Ensemble directory ENS."
+    "--out", required=True, type=OutputDir(), help="Ensemble directory ENS."
 )
 @click.option(
     "--factor",
@@ -25,22 +26,36 @@ def ensemble() -> None:
     help="NAME=SIZE, repeatable: seed=5, seed:init=3, mca-sr=5, mca-rr=5, kernel-sr=3 ...",
 )
 @click.option("--precision", type=int, default=None, help="Virtual precision t of mca-*/kernel-*.")
+@click.option(
+    "--member",
+    "only",
+    multiple=True,
+    help="Train only this member of the plan (repeatable), leaving ENS/manifest.json alone: "
+    "run disjoint members in parallel processes, then once more without --member.",
+)
 @training_options
 def run(
-    cohort, out, factors, precision, views, preset, epochs, batch_size, lr, seed,
-    train_subjects, predict, save_prob, device, quiet,
+    cohort, out, factors, precision, only, views, preset, epochs, batch_size, lr, schedule, step_size,
+    gamma, milestones, cycles, min_lr_ratio, seed, train_subjects, predict, save_prob, device,
+    quiet,
 ) -> None:  # fmt: skip
     """Train the baseline and every member of each factor into ENS/members/<member>/."""
-    from harness.commands.train import parse_views
+    from harness.commands.train import parse_views, schedule_settings
     from harness.ensemble.run import parse_factor_sizes, run_ensemble
     from harness.runs import RunDir
 
     path = run_ensemble(
         cohort, out, parse_factor_sizes(factors), precision=precision, views=parse_views(views),
-        preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
+        schedule=schedule_settings(schedule, step_size, gamma, milestones, cycles, min_lr_ratio),
+        seed=seed,
         train_subjects=train_subjects, predict=predict, save_probabilities=save_prob,
-        device=device, progress=not quiet,
+        device=device, progress=not quiet, only=list(only) or None,
     )  # fmt: skip
+    if only:
+        click.echo(f"trained {', '.join(only)} in {path}/members; run again without --member "
+                   "to record the ensemble")  # fmt: skip
+        return
     config = RunDir(path).manifest()["config"]
     click.echo(
         f"ensemble of {len(config['members'])} members ({', '.join(config['members'])}) in {path}; "
@@ -57,6 +72,7 @@ def run(
     help="Cohort with the ground truth (default: the one recorded in ENSEMBLE_DIR).",
 )
 @click.option("--no-entropy-maps", is_flag=True, help="Skip the voxel-wise entropy NIfTI maps.")
+@threads_option
 def analyze(ensemble_dir: str, cohort: str | None, no_entropy_maps: bool) -> None:
     """Per-region Dice to truth, minimum pairwise Dice, majority vote, entropy maps, significant
     bits of volumes and probabilities, and factor correlation, into ENSEMBLE_DIR/analysis/."""

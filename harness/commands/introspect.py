@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir, threads_option
+
 
 @click.command()
 @click.option(
@@ -13,7 +15,7 @@ import click
     help="digits: sklearn digits MLP (even/odd); volumes: regional-volume MLP; images: 3D CNN.",
 )
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Output run directory."
+    "--out", required=True, type=OutputDir(), help="Output run directory."
 )
 @click.option(
     "--cohort",
@@ -45,6 +47,7 @@ import click
     "--grid", type=int, default=24, show_default=True, help="Grid of a synthesized cohort."
 )
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="FDR level.")
+@threads_option
 def introspect(
     demo, out, cohort, epochs, top_k, every, shuffle_groups, seed, device, batch_size,
     steps_per_epoch, subjects, grid, alpha,
@@ -68,5 +71,9 @@ def introspect(
     click.echo(
         f"wrote {out}: {summary['rows']} spectra rows, {summary['tests']} group tests; "
         f"FDR<{alpha} discoveries: Welch {summary.get('t_discoveries', 0)}, "
-        f"Mann-Whitney {summary.get('u_discoveries', 0)}"
+        f"Mann-Whitney {summary.get('u_discoveries', 0)}; "
+        f"{summary.get('excluded_below_rank_tolerance', 0)} singular values below the rank "
+        "tolerance not tested"
     )
+    for caveat in summary.get("caveats", []):
+        click.echo(f"caveat: {caveat}")

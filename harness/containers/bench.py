@@ -16,10 +16,13 @@ from enum import Enum
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.runs import RunDir, RunKind, catalogue
 
 #: where the suites live inside the images (containers/standard/Dockerfile copies them there)
 BENCH_ROOT = "/opt/bench"
 OUT_MOUNT = "/out"
+#: pytest's exit status when the selection is empty
+NO_TESTS_COLLECTED = 5
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -101,9 +104,23 @@ def parse_mounts(pairs: Sequence[str]) -> dict[Path, str]:
     return mounts
 
 
-def json_name(image: str) -> str:
-    """File name of an image's results: the reference with ``/`` and ``:`` replaced."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", image).strip("_") + ".json"
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def image_slug(image: str, vfc_backends: str | None = None) -> str:
+    """An image's name in file names: the reference with ``/`` and ``:`` replaced, and the
+    Verificarlo backends when set (two backends in one image are two result files)."""
+    name = _slug(image)
+    if vfc_backends:
+        backends = _slug(vfc_backends.replace("libinterflop_", "").replace(".so", ""))
+        name += "-vfc-" + backends[:60]
+    return name
+
+
+def json_name(image: str, vfc_backends: str | None = None) -> str:
+    """File name of an image's results inside the bench run directory (``bench-<slug>.json``)."""
+    return catalogue.CONTAINER_BENCH.relpath(image=image_slug(image, vfc_backends))
 
 
 def bench_command(
@@ -114,6 +131,37 @@ def bench_command(
            "-p", "no:cacheprovider", "-q", "--benchmark-json", json_path]  # fmt: skip
     k = suite.default_k if k is None else k
     return [*cmd, *(["-k", k] if k else []), *extra]
+
+
+def _run_suites(run, found, suite, k, env, timeout_s, pytest_args, gpus, client, show):
+    """Run the suite in each image of ``found`` (tag -> image); the JSON paths and logs."""
+    from harness.containers.errors import ContainerFailed
+    from harness.containers.run import run_container
+
+    files, logs = {}, {}
+    for image, obj in found.items():
+        path = run.file(catalogue.CONTAINER_BENCH, image=image_slug(image, env.get("VFC_BACKENDS")))
+        show(f"benchmarking {image} ({suite.value}) -> {path}")
+        run_env = {"HARNESS_IMAGE": image, "HARNESS_IMAGE_ID": obj.id, **env}
+        path.unlink(missing_ok=True)  # a failed run must not leave an older file behind
+        result = run_container(
+            image, bench_command(suite, k, f"{OUT_MOUNT}/{path.name}", pytest_args),
+            mounts={run.path: OUT_MOUNT}, env=run_env, workdir=BENCH_ROOT, timeout_s=timeout_s,
+            gpus=gpus, check=False, client=client,
+        )  # fmt: skip
+        logs[image] = result.logs
+        if result.exit_code == NO_TESTS_COLLECTED:
+            raise InputError(
+                f"-k {k if k is not None else suite.default_k!r} selects no benchmark of suite "
+                f"{suite.value!r} in {image}; see the case names with `harness containers run "
+                f"{image} -- python -m pytest {' '.join(suite.files)} --collect-only -q`"
+            )
+        if result.exit_code != 0:
+            raise ContainerFailed(image, ["pytest", *suite.files], result.exit_code, result.tail())
+        if not path.is_file():
+            raise InputError(f"the benchmark run in {image} wrote no {path}")
+        files[image] = path
+    return files, logs
 
 
 def bench_images(
@@ -130,7 +178,10 @@ def bench_images(
     client=None,
     progress=True,
 ) -> BenchResult:
-    """Run ``suite`` in each image; write ``OUT/<image>.json``; ingest them into ``db``.
+    """Run ``suite`` in each image; write ``OUT/bench-<image>.json``; ingest them into ``db``.
+
+    ``OUT`` is a run directory (kind ``container-bench``, its ``manifest.json`` lists the images,
+    their ids and the settings).
 
     Parameters
     ----------
@@ -156,7 +207,6 @@ def bench_images(
     """
     from harness.containers.engine import connect, get_image
     from harness.containers.progress import reporter
-    from harness.containers.run import run_container
     from harness.store import ResultsDB
 
     suite = Suite.parse(suite)
@@ -166,26 +216,20 @@ def bench_images(
     out = Path(out).resolve()
     client = client or connect()
     found = {image: get_image(client, image) for image in images}  # all checked before running
-    out.mkdir(parents=True, exist_ok=True)
+    config = {"images": list(found), "image_ids": [obj.id for obj in found.values()],
+              "suite": suite.value, "k": suite.default_k if k is None else k, "env": env,
+              "timeout_s": timeout_s, "pytest_args": list(pytest_args), "gpus": gpus}  # fmt: skip
+    run = RunDir(out, RunKind.CONTAINER_BENCH)
+    run.start("harness containers bench", config)
     show = reporter(progress, steps_only=False)
-    files, logs = {}, {}
-    for image, obj in found.items():
-        name = json_name(image)
-        show(f"benchmarking {image} ({suite.value}) -> {out / name}")
-        run_env = {"HARNESS_IMAGE": image, "HARNESS_IMAGE_ID": obj.id, **env}
-        result = run_container(
-            image, bench_command(suite, k, f"{OUT_MOUNT}/{name}", pytest_args),
-            mounts={out: OUT_MOUNT}, env=run_env, workdir=BENCH_ROOT, timeout_s=timeout_s,
-            gpus=gpus, client=client,
-        )  # fmt: skip
-        logs[image] = result.logs
-        if not (out / name).is_file():
-            raise InputError(
-                f"the benchmark run in {image} wrote no {name}: did -k {k!r} select no case? "
-                f"last lines:\n" + "\n".join(result.tail(10))
-            )
-        files[image] = out / name
-    db_path = Path(db) if db else out / "harness.duckdb"
+    try:
+        files, logs = _run_suites(run, found, suite, k, env, timeout_s, pytest_args, gpus,
+                                  client, show)  # fmt: skip
+    except BaseException:
+        run.finish("failed")
+        raise
+    run.finish(files={image: path.name for image, path in files.items()})
+    db_path = Path(db) if db else run.file(catalogue.CONTAINER_BENCH_DB)
     with ResultsDB(db_path) as database:
-        summary = database.ingest(list(files.values()), progress=False).describe()
+        summary = database.ingest([run.path], progress=False).describe()
     return BenchResult(files, db_path, summary, logs)

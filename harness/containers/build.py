@@ -16,6 +16,8 @@ from harness.containers.images import BuildNetwork, check_tag
 from harness.containers.progress import Progress, reporter
 
 TAIL_LINES = 25
+#: repositories of the images harness makes itself (never pulled: built here or missing)
+HARNESS_REPOSITORIES = ("harness/",)
 
 
 def follow_build(chunks: Iterable[dict], tag: str, on_line=None) -> str | None:
@@ -148,6 +150,7 @@ def build_image(
     from harness.containers.engine import connect, get_image
     from harness.containers.images import BuildNetwork, TorchVariant, spec
     from harness.containers.wheelhouse import check_torch_version
+    from harness.fingerprint import git_commit
 
     image = spec(kind)
     variant = TorchVariant.parse(variant)
@@ -156,17 +159,22 @@ def build_image(
     base = check_tag("base", base or image.default_base(torch, variant))
     network = BuildNetwork(network or image.network)
     client = client or connect()
-    get_image(client, base)  # a missing base fails here, naming the command that makes it
+    if base.startswith(HARNESS_REPOSITORIES):
+        get_image(client, base)  # a missing harness base fails here, naming its build command
+    # any other base (python:3.11-slim-bookworm ...) is pulled by the engine if it has a registry
     show = reporter(progress)
+    commit = git_commit() or ""
     args = {**image.build_args, **dict(build_args or {})}
     args |= {"BASE": base, "TORCH": torch, "TORCH_VARIANT": variant.value, "HARNESS_IMAGE": tag,
-             "HARNESS_IMAGE_KIND": image.kind.value}  # fmt: skip
+             "HARNESS_IMAGE_KIND": image.kind.value, "HARNESS_GIT_COMMIT": commit}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="harness-context-") as tmp:
         context = assemble_context(
             image, Path(tmp), torch=torch, variant=variant, context_files=context_files,
             progress=show,
         )  # fmt: skip
-        labels = image_labels(image.kind, tag, base, torch, variant)
+        labels = image_labels(image.kind, tag, base, torch, variant) | {
+            "org.harness.commit": commit
+        }
         build_context_dir(client, context, tag, build_args=args, network=network,
                           labels=labels, progress=progress)  # fmt: skip
     return tag

@@ -68,6 +68,11 @@ def assemble_context(
     for src in targets:
         if not src.exists():
             raise InputError(f"context_files source {src} does not exist")
+    if not (image.directory / "Dockerfile").is_file():
+        raise MissingDependencyError(
+            f"no recipe for the {image.kind.value} image: {image.directory}/Dockerfile is missing "
+            "(this harness does not ship that image yet, or its package data was not installed)"
+        )
     copy_folder(image.directory, dest)
     if ContextPart.WHEELHOUSE in image.parts:
         deps = wheelhouse.dependency_wheelhouse(torch, variant, progress=progress)

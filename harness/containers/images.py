@@ -129,7 +129,11 @@ def spec(kind) -> ImageSpec:
     return IMAGES[ImageKind.parse(kind)]
 
 
-_TAG = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
+#: [registry[:port]/]repository[:tag][@digest], repository in lower case
+_TAG = re.compile(
+    r"^([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._/-][a-z0-9]+)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
 
 
 def check_tag(name: str, tag: str) -> str:

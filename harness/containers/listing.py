@@ -5,13 +5,18 @@ from __future__ import annotations
 from harness.containers.images import KIND_LABEL, LABEL_PREFIX
 
 
-def list_images(client=None) -> list[dict]:
-    """One dict per image labelled ``org.harness.kind``: tags, id, created, size, labels."""
+def list_images(client=None, untagged: bool = False) -> list[dict]:
+    """One dict per tagged image labelled ``org.harness.kind``: tags, id, created, size, labels.
+
+    ``untagged=True`` adds the images a rebuild left without a tag (layers of older builds).
+    """
     from harness.containers.engine import connect
 
     client = client or connect()
     rows = []
     for image in client.images.list(filters={"label": KIND_LABEL}):
+        if not image.tags and not untagged:
+            continue
         labels = image.labels or {}
         rows.append(
             {

@@ -40,7 +40,9 @@ def refused(exc, gpus: bool) -> str:
     """Why the engine would not create or start a container, and what to do."""
     text = f"could not be started: {getattr(exc, 'explanation', None) or exc}"
     if gpus:
-        text += " (GPUs need the NVIDIA container toolkit on the host: nvidia-ctk runtime configure)"
+        text += (
+            " (GPUs need the NVIDIA container toolkit on the host: nvidia-ctk runtime configure)"
+        )
     return text
 
 
@@ -101,6 +103,7 @@ def run_container(
         Exit status != 0 or time limit reached; carries the last log lines.
     """
     import docker
+    import requests
 
     from harness.containers.engine import connect, get_image
 
@@ -130,7 +133,8 @@ def run_container(
         try:
             status = container.wait(timeout=timeout_s)
             exit_code = int(status.get("StatusCode", -1))
-        except Exception:  # requests' ReadTimeout/ConnectionError when the time limit passes
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            # docker-py's wait(timeout=...) is a read timeout of the HTTP call
             container.kill()
             exit_code, why = -1, f"ran past its time limit of {timeout_s} s and was killed"
         logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")

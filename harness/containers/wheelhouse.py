@@ -114,6 +114,19 @@ def check_torch_wheel(folder: Path, variant: TorchVariant) -> Path:
     return wheels[0]
 
 
+def cuda_pip_env(scratch: Path) -> dict[str, str]:
+    """pip settings that keep local CPU wheels out of a CUDA wheelhouse.
+
+    A ``find-links`` folder holding ``torch-X+cpu`` wins over the index's CUDA ``torch-X``
+    (a local version sorts higher), and an empty ``PIP_FIND_LINKS`` does not override a config
+    file: so pip's config files are ignored and find-links points at an empty folder.
+    ``PIP_INDEX_URL`` still selects a mirror.
+    """
+    empty = scratch / "no-find-links"
+    empty.mkdir(exist_ok=True)
+    return {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": str(empty)}
+
+
 def dependency_wheelhouse(
     torch: str, variant: TorchVariant = TorchVariant.CPU, *, progress=None
 ) -> Path:
@@ -129,8 +142,7 @@ def dependency_wheelhouse(
         if progress:
             progress(f"downloading wheels for {len(lines)} requirements into {folder}")
         args = ["download", "-q", "--only-binary=:all:", "-d", str(tmp)]
-        # a CUDA build must not come from a local folder of CPU wheels (find-links)
-        env = {"PIP_FIND_LINKS": ""} if variant is TorchVariant.CUDA else None
+        env = cuda_pip_env(tmp) if variant is TorchVariant.CUDA else None
         _pip([*args, "-r", str(tmp / "requested.txt")], "pip download of the image's wheels", env)
         check_torch_wheel(tmp, variant)
         (tmp / REQUIREMENTS_FILE).write_text("\n".join(lines) + "\n")

@@ -228,13 +228,18 @@ def split_cortex_by_hemisphere(labels: np.ndarray) -> np.ndarray:
     """Undo the lateral-cortex merge: a left cortical id whose nearest cerebral WM is right -> 2xxx.
 
     FastSurfer splits merged cortical parcels after view aggregation using the hemisphere of the
-    surrounding white matter; here the nearest voxel labelled 2 or 41 (Euclidean) decides.
+    surrounding white matter; here the nearest voxel labelled 2 or 41 (Euclidean) decides. Only
+    the merged (lateral) parcels are split: the 14 medial parcels of
+    :data:`MEDIAL_RIGHT_PARCELS` have their own right-hemisphere class, so their left id is
+    already a left-hemisphere prediction and stays as it is. Hence
+    ``split(merge_lateral_cortex(truth)) == truth`` wherever every cortical voxel's nearest
+    cerebral white matter is in its own hemisphere.
     """
     from scipy import ndimage
 
     out = np.array(labels, dtype=np.int64, copy=True)
     wm = np.isin(out, (2, 41))
-    left_ctx = (out >= 1000) & (out < 2000)
+    left_ctx = (out >= 1000) & (out < 2000) & ~np.isin(out - 1000, MEDIAL_RIGHT_PARCELS)
     if not wm.any() or not left_ctx.any():
         return out
     _, nearest = ndimage.distance_transform_edt(~wm, return_indices=True)

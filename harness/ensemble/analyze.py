@@ -12,6 +12,11 @@ member; per factor the minimum pairwise Dice (the anchor paper's stability metri
 vote's Dice, significant bits of volumes (and of probabilities when saved), a per-region summary,
 the correlation of per-region instability between factors, voxel-wise label entropy maps and two
 figures.
+New beside every stability number: the member count, the Dice to truth, and 95% bootstrap
+intervals over subjects (``stability_summary.tsv``); the minimum pairwise Dice also at a matched
+member count (the smallest of all factors, mean over member subsets), because a minimum over more
+pairs is smaller; and the partial correlation of per-region instability controlling for region
+size (:mod:`harness.ensemble.stability`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from harness.ensemble import stability
 from harness.ensemble.layout import (
     BASELINE,
     analysis_dir,
@@ -36,7 +42,8 @@ from harness.errors import InputError
 from harness.metrics import (
     dice_per_label,
     label_entropy,
-    min_pairwise_dice,
+    min_over_pairs,
+    pairwise_dice,
     significant_bits,
 )
 from harness.runs import RunDir, RunKind, catalogue
@@ -85,8 +92,23 @@ def _volumes(seg, labels, voxel_mm3) -> np.ndarray:
     return counts * voxel_mm3
 
 
-def analyze_ensemble(ens: str | Path, cohort: str | Path, *, entropy_maps: bool = True) -> Path:
-    """Compute every agreement table of an ensemble; returns the analysis directory."""
+#: bootstrap resamples of the subjects for every confidence interval
+N_BOOT = 1000
+#: at most this many member subsets per factor for the matched-size minimum
+MAX_SUBSETS = 100
+#: regions needed for a partial correlation (one control variable): fewer leave <= 2 degrees
+#: of freedom and give |r| ~ 1 by construction
+MIN_PARTIAL_REGIONS = 6
+
+
+def analyze_ensemble(
+    ens: str | Path, cohort: str | Path, *, entropy_maps: bool = True, seed: int = 0
+) -> Path:
+    """Compute every agreement table of an ensemble; returns the analysis directory.
+
+    ``seed`` seeds the bootstrap resamples and the random member subsets (the tables are a
+    deterministic function of the predictions and the seed).
+    """
     ens, cohort = Path(ens), Path(cohort)
     members = list_members(ens)
     if BASELINE not in members:
@@ -102,11 +124,17 @@ def analyze_ensemble(ens: str | Path, cohort: str | Path, *, entropy_maps: bool 
     names = dict(zip(labels_table["label"], labels_table["name"], strict=True))
     kinds = dict(zip(labels_table["label"], labels_table["kind"], strict=True))
     subjects = _subjects(ens, members)
+    rng = np.random.default_rng(seed)
+    matched = min(len(names_f) for names_f in factors.values())
+    subsets = {
+        f: stability.member_subsets(len(m), matched, rng, MAX_SUBSETS)
+        for f, m in factors.items() if len(m) >= 2 and matched >= 2
+    }  # fmt: skip
 
     out = analysis_dir(ens)
     run = RunDir(out, kind=RunKind.ENSEMBLE_ANALYSIS)
     run.start("harness ensemble analyze", {"ensemble": str(ens), "cohort": str(cohort)})
-    rows = {k: [] for k in ("vol", "dice", "minpd", "major", "volbits", "probbits")}
+    rows = {k: [] for k in ("vol", "dice", "minpd", "major", "volbits", "probbits", "truth")}
 
     def region_cols(i):
         lab = int(labels[i])
@@ -123,6 +151,9 @@ def analyze_ensemble(ens: str | Path, cohort: str | Path, *, entropy_maps: bool 
                 )
             segs[m] = seg
         volumes = {m: _volumes(segs[m], labels, voxel_mm3) for m in members}
+        truth_volume = _volumes(truth, labels, voxel_mm3)
+        rows["truth"] += [{"subject": subject, "label": int(lab), "truth_volume_mm3": v}
+                          for lab, v in zip(labels, truth_volume, strict=True)]  # fmt: skip
         for m in members:
             d = dice_per_label(segs[m], truth, labels)
             for i in range(len(labels)):
@@ -135,13 +166,21 @@ def analyze_ensemble(ens: str | Path, cohort: str | Path, *, entropy_maps: bool 
         for factor, names_f in factors.items():
             stack = np.stack([segs[m] for m in names_f])
             if len(names_f) >= 2:
-                mpd = min_pairwise_dice(stack, labels)
+                pairs = pairwise_dice(stack, labels)
+                mpd = min_over_pairs(pairs)
+                mmd = (
+                    stability.matched_min_dice(pairs, subsets[factor])
+                    if factor in subsets else np.full(len(labels), np.nan)
+                )  # fmt: skip
                 vbits = significant_bits(
                     np.stack([volumes[m] for m in names_f]), volumes[BASELINE], error="relative"
                 )
                 for i in range(len(labels)):
                     key = {"factor": factor, "subject": subject} | region_cols(i)
-                    rows["minpd"].append(key | {"min_dice": mpd[i]})
+                    rows["minpd"].append(key | {
+                        "n_members": len(names_f), "min_dice": mpd[i], "matched_size": matched,
+                        "matched_min_dice": mmd[i],
+                    })  # fmt: skip
                     rows["volbits"].append(key | {"sig_bits": vbits[i]})
             majority = _majority_vote(stack)
             dm = dice_per_label(majority, truth, labels)
@@ -164,13 +203,24 @@ def analyze_ensemble(ens: str | Path, cohort: str | Path, *, entropy_maps: bool 
     }
     if rows["probbits"]:
         tables[catalogue.PROB_SIG_BITS] = pd.DataFrame(rows["probbits"])
-    summary = region_summary(tables[catalogue.MIN_PAIRWISE_DICE], tables[catalogue.DICE_TO_TRUTH])
+    summary = region_summary(
+        tables[catalogue.MIN_PAIRWISE_DICE], tables[catalogue.DICE_TO_TRUTH],
+        pd.DataFrame(rows["truth"]),
+    )  # fmt: skip
     tables[catalogue.REGION_SUMMARY] = summary
+    indices = stability.bootstrap_indices(len(subjects), N_BOOT, rng)
+    tables[catalogue.STABILITY_SUMMARY] = stability_summary(
+        tables[catalogue.MIN_PAIRWISE_DICE], tables[catalogue.DICE_TO_TRUTH], subjects, indices
+    )
     tables[catalogue.FACTOR_CORRELATION] = factor_correlation(summary)
     for artifact, frame in tables.items():
         run.write_table(artifact, frame)
     _figures(out, summary)
-    run.finish(subjects=subjects, members=members, factors=sorted(factors))
+    run.finish(
+        subjects=subjects, members=members, factors=sorted(factors),
+        n_members={f: len(m) for f, m in sorted(factors.items())}, matched_size=matched,
+        bootstrap={"resamples": N_BOOT, "seed": seed, "unit": "subject", "level": 0.95},
+    )  # fmt: skip
     return out
 
 
@@ -201,43 +251,106 @@ def _prob_bits(ens: Path, members: list[str], baseline: str, subject: str) -> di
     return {"sig_bits_median": float(np.median(bits)), "sig_bits_mean": float(np.mean(bits))}
 
 
-def region_summary(min_pd: pd.DataFrame, dice_truth: pd.DataFrame) -> pd.DataFrame:
-    """Mean over subjects of the per-region minimum pairwise Dice and Dice to truth, per factor."""
+def region_summary(
+    min_pd: pd.DataFrame, dice_truth: pd.DataFrame, truth_volumes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per factor and region, means over subjects: minimum pairwise Dice (all members and at
+    the matched size), members' Dice to truth, and the region's true volume."""
     keys = ["factor", "label", "region", "kind"]
-    stab = (
-        min_pd.groupby(keys, as_index=False)["min_dice"]
-        .mean()
-        .rename(columns={"min_dice": "mean_min_dice"})
-    )
+    stab = min_pd.groupby(keys, as_index=False).agg(
+        n_members=("n_members", "first"), mean_min_dice=("min_dice", "mean"),
+        mean_matched_min_dice=("matched_min_dice", "mean"),
+    )  # fmt: skip
     acc = (
         dice_truth.groupby(keys, as_index=False)["dice"]
         .mean()
         .rename(columns={"dice": "mean_dice_to_truth"})
     )
-    return acc.merge(stab, on=keys, how="left")
+    out = acc.merge(stab, on=keys, how="left")
+    if truth_volumes is not None and len(truth_volumes):
+        size = truth_volumes.groupby("label", as_index=False)["truth_volume_mm3"].mean()
+        out = out.merge(size, on="label", how="left")
+    return out
+
+
+def _kinds(table: pd.DataFrame) -> list[str]:
+    return ["all", *sorted(table["kind"].unique())]
+
+
+def _matrix(frame: pd.DataFrame, column: str, subjects: list[str]) -> np.ndarray:
+    """(S, L) values of ``column``, subjects in ``subjects`` order."""
+    pivot = frame.pivot_table(index="subject", columns="label", values=column, dropna=False)
+    return pivot.reindex(subjects).to_numpy(float)
+
+
+def stability_summary(
+    min_pd: pd.DataFrame, dice_truth: pd.DataFrame, subjects: list[str], indices: np.ndarray
+) -> pd.DataFrame:
+    """Median over regions of per-region subject means, with bootstrap intervals over subjects,
+    per factor and tissue kind: stability at full and matched size, and Dice to truth."""
+    rows = []
+    for (factor, kind), sub in _by_factor_kind(min_pd):
+        truth = dice_truth[(dice_truth["factor"] == factor) & dice_truth["label"].isin(
+            sub["label"].unique())]  # fmt: skip
+        truth = truth.groupby(["subject", "label"], as_index=False)["dice"].mean()
+        row = {
+            "factor": factor, "kind": kind, "n_members": int(sub["n_members"].iloc[0]),
+            "matched_size": int(sub["matched_size"].iloc[0]), "n_subjects": len(subjects),
+            "n_regions": int(sub["label"].nunique()),
+        }  # fmt: skip
+        for name, frame, column in (
+            ("min_dice", sub, "min_dice"),
+            ("matched_min_dice", sub, "matched_min_dice"),
+            ("dice_to_truth", truth, "dice"),
+        ):
+            value, low, high = stability.bootstrap_region_median(
+                _matrix(frame, column, subjects), indices
+            )
+            row |= {name: value, f"{name}_low": low, f"{name}_high": high}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _by_factor_kind(min_pd: pd.DataFrame):
+    for factor, table in min_pd.groupby("factor", sort=True):
+        for kind in _kinds(table):
+            yield (factor, kind), table if kind == "all" else table[table["kind"] == kind]
 
 
 def factor_correlation(summary: pd.DataFrame) -> pd.DataFrame:
-    """Pearson r between factors of per-region instability (1 - mean minimum pairwise Dice)."""
+    """Between factors, Pearson r of per-region instability (1 - mean minimum pairwise Dice at
+    the matched size) and its partial correlation controlling for log region size."""
+    columns = ["factor_a", "factor_b", "kind", "n_members_a", "n_members_b", "pearson_r",
+               "partial_r", "n_regions"]  # fmt: skip
     rows = []
-    table = summary.dropna(subset=["mean_min_dice"])
+    value = "mean_matched_min_dice"
+    if value not in summary or summary[value].isna().all():
+        value = "mean_min_dice"
+    table = summary.dropna(subset=[value])
     factors = sorted(set(table["factor"]) - {BASELINE})
+    count = table.groupby("factor")["n_members"].first() if "n_members" in table else {}
     for a, b in combinations(factors, 2):
-        for kind in ["all", *sorted(table["kind"].unique())]:
+        for kind in _kinds(table):
             sub = table if kind == "all" else table[table["kind"] == kind]
-            pivot = sub.pivot_table(index="label", columns="factor", values="mean_min_dice")
+            pivot = sub.pivot_table(index="label", columns="factor", values=value)
             if a not in pivot or b not in pivot:
                 continue
             pair = pivot[[a, b]].dropna()
-            r = (
-                float(np.corrcoef(1 - pair[a], 1 - pair[b])[0, 1])
-                if len(pair) >= 3
-                else float("nan")
-            )
-            rows.append(
-                {"factor_a": a, "factor_b": b, "kind": kind, "pearson_r": r, "n_regions": len(pair)}
-            )
-    return pd.DataFrame(rows, columns=["factor_a", "factor_b", "kind", "pearson_r", "n_regions"])
+            r = partial = float("nan")
+            if len(pair) >= 3:
+                r = stability.pearson(1 - pair[a], 1 - pair[b])
+                if "truth_volume_mm3" in sub and len(pair) >= MIN_PARTIAL_REGIONS:
+                    size = sub.groupby("label")["truth_volume_mm3"].first().reindex(pair.index)
+                    if (size > 0).all():
+                        partial = stability.partial_correlation(
+                            1 - pair[a], 1 - pair[b], np.log(size.to_numpy(float))
+                        )
+            rows.append({
+                "factor_a": a, "factor_b": b, "kind": kind,
+                "n_members_a": int(count.get(a, 0)), "n_members_b": int(count.get(b, 0)),
+                "pearson_r": r, "partial_r": partial, "n_regions": len(pair),
+            })  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _figures(out: Path, summary: pd.DataFrame) -> None:

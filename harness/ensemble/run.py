@@ -21,11 +21,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness.ensemble.layout import member_dir
+from harness.ensemble.layout import BASELINE, member_dir
 from harness.ensemble.plan import MemberSpec, plan_ensemble
 from harness.errors import InputError
 from harness.perturb.seeds import SeedPlan, derive_seed
 from harness.runs import RunDir, RunKind
+
+#: :class:`harness.train.TrainConfig` fields of the learning-rate schedule
+SCHEDULE_FIELDS = ("schedule", "step_size", "gamma", "milestones", "cycles", "min_lr_ratio")
 
 
 def member_config(spec: MemberSpec, base: dict, base_seed: int):
@@ -65,6 +68,7 @@ def run_ensemble(
     epochs: int = 30,
     batch_size: int = 16,
     lr: float = 0.01,
+    schedule: dict | None = None,
     seed: int = 0,
     train_subjects=None,
     predict: str | Sequence[str] = "held-out",
@@ -72,6 +76,7 @@ def run_ensemble(
     device: str = "cpu",
     progress: bool = True,
     on_epoch_end: Callable | None = None,
+    only: Sequence[str] | None = None,
 ) -> Path:
     """Train every member of ``plan_ensemble(factors, precision)`` and predict; return ``out``.
 
@@ -87,6 +92,10 @@ def run_ensemble(
         Virtual precision of the perturbed members.
     views, preset, epochs, batch_size, lr, device
         Training settings shared by all members (:class:`harness.train.TrainConfig`).
+    schedule : dict, optional
+        Learning-rate schedule fields of :class:`harness.train.TrainConfig` (``schedule``,
+        ``step_size``, ``gamma``, ``milestones``, ``cycles``, ``min_lr_ratio``); default: the
+        preset's schedule.
     seed : int
         Base seed of every member's seed plan.
     train_subjects, predict
@@ -96,6 +105,10 @@ def run_ensemble(
         Members also write float16 ``<subject>_prob.npy`` (enables ``prob_sig_bits.tsv``).
     on_epoch_end : callable(member, view, epoch, row), optional
         Called after each epoch checkpoint of each member.
+    only : sequence of str, optional
+        Train just these members of the plan, and leave ``ENS/manifest.json`` alone: several
+        processes can train disjoint members side by side; a final call without ``only`` then
+        finds them finished and records the ensemble.
     """
     from tqdm.auto import tqdm
 
@@ -109,9 +122,11 @@ def run_ensemble(
     train, targets = select_subjects(cohort_obj.ids, train_subjects, predict)
     base = {
         "views": tuple(views), "preset": preset, "epochs": epochs, "batch_size": batch_size,
-        "lr": lr, "device": device,
+        "lr": lr, "device": device, **(schedule or {}),
     }  # fmt: skip
     configs = {spec.name: member_config(spec, base, seed) for spec in members}  # validates early
+    resolved = configs[BASELINE].to_dict()
+    base |= {key: resolved[key] for key in SCHEDULE_FIELDS}  # JSON form, preset defaults filled
     record = {
         "cohort": str(Path(cohort).resolve()),
         "factors": dict(factors),
@@ -124,25 +139,57 @@ def run_ensemble(
         "save_probabilities": bool(save_probabilities),
         "members": [spec.name for spec in members],
     }
+    chosen = None if only is None else _chosen(members, only)
     out = Path(out)
     run = RunDir(out, kind=RunKind.ENSEMBLE)
     if run.completed_with(record, "an ensemble"):
         return out
+    if chosen is not None:
+        _train_members(cohort, out, chosen, configs, train, targets,
+                       save_probabilities, progress, on_epoch_end)  # fmt: skip
+        return out
     run.start("harness ensemble run", record)
-    finished = []
-    bar = tqdm(members, desc="ensemble", unit="member", disable=not progress)
-    for spec in bar:
-        bar.set_postfix(member=spec.name)
+    with run.failure_recorded():
+        finished = []
+        bar = tqdm(members, desc="ensemble", unit="member", disable=not progress)
+        for spec in bar:
+            bar.set_postfix(member=spec.name)
+            callback = None
+            if on_epoch_end is not None:
+                callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
+            train_run(
+                cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
+                predict=targets, save_probabilities=save_probabilities, progress=False,
+                on_epoch_end=callback, command="harness ensemble run",
+                extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
+            )  # fmt: skip
+            finished.append(spec.name)
+            run.update(finished_members=finished)
+    run.finish(finished_members=finished)
+    return out
+
+
+def _chosen(members: list[MemberSpec], only: Sequence[str]) -> list[MemberSpec]:
+    names = [spec.name for spec in members]
+    unknown = [name for name in only if name not in names]
+    if unknown or not only:
+        raise InputError(
+            f"member must be one of the plan's members {names}, got {unknown or 'none'}"
+        )
+    return [spec for spec in members if spec.name in set(only)]
+
+
+def _train_members(cohort, out, chosen, configs, train, targets, save_probabilities, progress,
+                   on_epoch_end) -> None:  # fmt: skip
+    from harness.train import train_run
+
+    for spec in chosen:
         callback = None
         if on_epoch_end is not None:
             callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
         train_run(
             cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
-            predict=targets, save_probabilities=save_probabilities, progress=False,
+            predict=targets, save_probabilities=save_probabilities, progress=progress,
             on_epoch_end=callback, command="harness ensemble run",
             extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
         )  # fmt: skip
-        finished.append(spec.name)
-        run.update(finished_members=finished)
-    run.finish(finished_members=finished)
-    return out

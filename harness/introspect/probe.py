@@ -54,8 +54,39 @@ def _policy(unknown: str | UnknownLayer) -> UnknownLayer:
         ) from None
 
 
+#: why per-group spectra of some layers are not those of the group's own loss
+BATCHNORM_CAVEAT = (
+    "layers {layers} come before a batch norm in training mode: batch statistics couple the "
+    "samples of a batch, so a group's rows A_g^T Delta_g are its share of the batch gradient, "
+    "not the gradient of the group's own loss"
+)
+
+
+def layers_before_training_batchnorm(model: nn.Module, names: Sequence[str]) -> list[str]:
+    """Probed layers registered before a batch-norm module that is in training mode.
+
+    In training mode a batch norm normalises with the batch's mean and variance, so every
+    adjoint upstream of it depends on every sample of the batch: ``Delta_g`` of a group mixes
+    in the other groups' samples. Registration order stands in for data flow (exact for
+    sequential and encoder/decoder nets built in forward order); a layer after the last
+    training-mode batch norm is unaffected.
+    """
+    order = [name for name, _ in model.named_modules()]
+    positions = [
+        i for i, (_, module) in enumerate(model.named_modules())
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training
+    ]  # fmt: skip
+    if not positions:
+        return []
+    last = max(positions)
+    return [name for name in names if order.index(name) < last]
+
+
 class SpectralProbe:
     """Collect per-group spectra of selected layers during training.
+
+    Per-group gradients of layers before a training-mode batch norm are not the gradient of the
+    group's own loss (:func:`layers_before_training_batchnorm`); :meth:`caveats` names them.
 
     Parameters
     ----------
@@ -171,6 +202,11 @@ class SpectralProbe:
     @property
     def layer_names(self) -> list[str]:
         return [h.name for h in self.handlers]
+
+    def caveats(self) -> list[str]:
+        """Warnings about how to read this probe's spectra (empty when there are none)."""
+        coupled = layers_before_training_batchnorm(self.model, self.layer_names)
+        return [BATCHNORM_CAVEAT.format(layers=coupled)] if coupled else []
 
     def active(self) -> bool:
         """True when the coming forward/backward pass is probed."""

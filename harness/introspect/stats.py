@@ -11,6 +11,14 @@ For every (layer, quantity, index, epoch) and every pair of groups, the samples 
 normalised values at the probed steps of that epoch: Welch's t-test and the Mann-Whitney U test
 (two-sided), Hedges' g and the rank-biserial correlation, and Benjamini-Hochberg FDR across all
 tests of the table (separately for each test family).
+
+Rank tolerance: singular values that are round-off are not tested. With ``C`` output classes the
+output layer's gradient has rank <= C - 1 (the softmax adjoint's rows sum to zero), so its
+``sigma_C`` is ~1e-8 sigma_1 in float32: noise, not a property of the group. A value is excluded
+when ``value <= rtol * sigma_1`` of its own spectrum (same run, step, layer, group and quantity),
+with ``rtol = 1000 * eps(dtype)`` by default — numpy's ``matrix_rank`` rule ``max(M, N) * eps``
+for matrices up to ~1000 wide, the width of the probed layers (1.2e-4 in float32, 2.2e-13 in
+float64). :func:`summarise` reports how many were excluded.
 """
 
 from __future__ import annotations
@@ -22,6 +30,22 @@ import numpy as np
 from harness.errors import InputError
 
 KEYS = ["layer", "quantity", "index", "epoch"]
+#: one spectrum: the values of one matrix
+SPECTRUM = ["run", "epoch", "step", "layer", "group", "quantity"]
+#: default rank tolerance, in units of the dtype's machine epsilon
+RANK_RTOL_EPS = 1000
+
+
+def rank_rtol(dtype=np.float32) -> float:
+    """Default relative rank tolerance of spectra computed in ``dtype``."""
+    return RANK_RTOL_EPS * float(np.finfo(dtype).eps)
+
+
+def above_rank_tolerance(frame, rtol: float) -> np.ndarray:
+    """Boolean mask of rows whose value exceeds ``rtol`` times their spectrum's sigma_1."""
+    keys = [k for k in SPECTRUM if k in frame.columns]
+    sigma_1 = frame.groupby(keys, sort=False)["value"].transform("max").to_numpy(float)
+    return frame["value"].to_numpy(float) > rtol * sigma_1
 
 
 def normalise(frame):
@@ -73,7 +97,7 @@ def _compare(a: np.ndarray, b: np.ndarray) -> dict:
     }
 
 
-def compare_groups(frame, alpha: float = 0.05):
+def compare_groups(frame, alpha: float = 0.05, rtol: float | None = None):
     """Test every (layer, quantity, index, epoch) for differences between each pair of groups.
 
     Parameters
@@ -82,19 +106,28 @@ def compare_groups(frame, alpha: float = 0.05):
         A spectra table (columns of :data:`harness.introspect.COLUMNS`).
     alpha : float
         FDR level for the ``*_significant`` columns.
+    rtol : float, optional
+        Rank tolerance relative to sigma_1 (default :func:`rank_rtol` of float32); smaller
+        values are round-off and are not tested.
 
     Returns
     -------
     DataFrame
         One row per test: keys, ``group_a``, ``group_b``, sample sizes and means (normalised
         values), ``t_stat, t_p, t_q, u_stat, u_p, u_q, hedges_g, rank_biserial``,
-        ``t_significant``, ``u_significant``.
+        ``t_significant``, ``u_significant``. ``table.attrs["excluded_below_rank_tolerance"]``
+        counts the excluded values and ``table.attrs["rank_rtol"]`` holds the tolerance.
     """
     import pandas as pd
 
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
-    frame = normalise(frame)
+    rtol = rank_rtol() if rtol is None else rtol
+    if not 0 <= rtol < 1:
+        raise InputError(f"rtol must be in [0, 1), got {rtol!r}")
+    keep = above_rank_tolerance(frame, rtol)
+    excluded = int((~keep).sum())
+    frame = normalise(frame[keep])
     groups = sorted(frame["group"].astype(str).unique())
     if len(groups) < 2:
         raise InputError(f"comparing groups needs at least two groups, got {groups}")
@@ -110,6 +143,7 @@ def compare_groups(frame, alpha: float = 0.05):
                 rows.append(dict(zip(KEYS, keys, strict=True)) | {"group_a": g_a,
                                                                    "group_b": g_b} | result)  # fmt: skip
     table = pd.DataFrame(rows)
+    table.attrs |= {"excluded_below_rank_tolerance": excluded, "rank_rtol": rtol}
     if table.empty:
         return table
     for test in ("t", "u"):
@@ -120,9 +154,13 @@ def compare_groups(frame, alpha: float = 0.05):
 
 def summarise(stats) -> dict:
     """Counts of tests and FDR discoveries per quantity (for manifests and the CLI)."""
+    excluded = {
+        key: stats.attrs[key] for key in ("excluded_below_rank_tolerance", "rank_rtol")
+        if key in stats.attrs
+    }  # fmt: skip
     if stats.empty:
-        return {"tests": 0}
-    out = {"tests": int(stats["t_p"].notna().sum())}
+        return {"tests": 0} | excluded
+    out = {"tests": int(stats["t_p"].notna().sum())} | excluded
     for test in ("t", "u"):
         out[f"{test}_discoveries"] = int(stats[f"{test}_significant"].sum())
         out[f"{test}_discoveries_by_quantity"] = {

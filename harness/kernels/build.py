@@ -11,10 +11,12 @@ sources, so each variant compiles once per machine. The Verificarlo build is a s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 import warnings
 from enum import Enum
@@ -115,20 +117,56 @@ def find_c_compiler(variant: BuildVariant = BuildVariant.NATIVE) -> str:
     )
 
 
+def tool_dirs() -> list[str]:
+    """Folders searched for build tools before ``$PATH``: the running interpreter's ``bin``
+    (where ``pip install ninja`` puts ``ninja`` in a virtual environment that is not activated)
+    and the ``ninja`` package's own folder."""
+    dirs = [str(Path(sys.executable).parent)]
+    try:
+        import ninja
+
+        dirs.append(str(ninja.BIN_DIR))
+    except (ImportError, AttributeError):
+        pass
+    return list(dict.fromkeys(dirs))
+
+
+def tool_search_path() -> str:
+    """``$PATH`` with :func:`tool_dirs` in front."""
+    return os.pathsep.join([*tool_dirs(), os.environ.get("PATH", os.defpath)])
+
+
+@contextlib.contextmanager
+def build_tools_on_path():
+    """Put :func:`tool_dirs` on ``$PATH`` while a build runs (torch's extension builder looks
+    tools up there), restoring it afterwards."""
+    previous = os.environ.get("PATH")
+    os.environ["PATH"] = tool_search_path()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = previous
+
+
 def _check_cxx_toolchain() -> None:
+    """Raise :class:`MissingDependencyError` naming the fix unless a C++ compiler and ninja are
+    found (ninja also in the running interpreter's environment)."""
+    search = tool_search_path()
     cxx = os.environ.get("CXX", "c++")
-    if not shutil.which(cxx):
+    if not shutil.which(cxx, path=search):
         raise MissingDependencyError(
-            f"building the harness kernels needs a C++ compiler ({cxx!r} from $CXX); not found"
+            f"building the harness kernels needs a C++ compiler ({cxx!r} from $CXX); not found: "
+            "install one (apt install g++) or set $CXX"
         )
-    if not shutil.which("ninja"):
-        try:
-            import ninja  # noqa: F401
-        except ImportError:
-            raise MissingDependencyError(
-                "building the harness kernels needs ninja (pip install ninja or apt install "
-                "ninja-build); not found"
-            ) from None
+    if not shutil.which("ninja", path=search):
+        raise MissingDependencyError(
+            "building the harness kernels needs ninja; not found on PATH or beside "
+            f"{sys.executable}: run `{sys.executable} -m pip install ninja` (or apt install "
+            "ninja-build)"
+        )
 
 
 def _c_flags(mode: KernelMode, variant: BuildVariant) -> list[str]:
@@ -221,17 +259,18 @@ def load_extension(mode="ieee", variant="native", verbose: bool = False) -> Modu
         cuda_flags = ["-O3", "--fmad=false", *defines]
     ldflags = [str(obj)] + (["-fopenmp"] if variant is BuildVariant.NATIVE else [])
     try:
-        return cpp_extension.load(
-            name=name,
-            sources=sources,
-            extra_cflags=["-O3", *defines],
-            extra_cuda_cflags=cuda_flags,
-            extra_ldflags=ldflags,
-            extra_include_paths=[str(SOURCE_DIR)],
-            build_directory=str(build_dir),
-            verbose=verbose,
-            with_cuda=with_cuda,
-        )
+        with build_tools_on_path():
+            return cpp_extension.load(
+                name=name,
+                sources=sources,
+                extra_cflags=["-O3", *defines],
+                extra_cuda_cflags=cuda_flags,
+                extra_ldflags=ldflags,
+                extra_include_paths=[str(SOURCE_DIR)],
+                build_directory=str(build_dir),
+                verbose=verbose,
+                with_cuda=with_cuda,
+            )
     except (RuntimeError, subprocess.CalledProcessError, OSError, ImportError) as exc:
         raise MissingDependencyError(
             f"building the harness kernel extension {name} failed: {exc}"

@@ -3,7 +3,14 @@
 Shape letters: M samples (ensemble members), L labels; ``...`` is the shape of one sample.
 """
 
-from harness.metrics.agreement import dice, dice_per_label, label_entropy, min_pairwise_dice
+from harness.metrics.agreement import (
+    dice,
+    dice_per_label,
+    label_entropy,
+    min_over_pairs,
+    min_pairwise_dice,
+    pairwise_dice,
+)
 from harness.metrics.sigdigits import (
     ErrorKind,
     SigMethod,
@@ -18,7 +25,9 @@ __all__ = [
     "dice",
     "dice_per_label",
     "label_entropy",
+    "min_over_pairs",
     "min_pairwise_dice",
+    "pairwise_dice",
     "significant_bits",
     "significant_digits",
     "summarize",

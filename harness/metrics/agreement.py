@@ -77,6 +77,37 @@ def dice(seg_a, seg_b, label: int) -> float:
     return float(dice_per_label(seg_a, seg_b, [label])[0])
 
 
+def pairwise_dice(segs, labels) -> np.ndarray:
+    """Per label, the Dice of every pair of members.
+
+    Parameters
+    ----------
+    segs : array-like, shape (M, ...)
+        M >= 2 segmentations of the same subject.
+    labels : sequence of int, length L
+
+    Returns
+    -------
+    numpy.ndarray, shape (M (M - 1) / 2, L)
+        Pairs in ``itertools.combinations(range(M), 2)`` order; NaN where a label is absent from
+        both members of a pair.
+    """
+    s = _as_int_array("segs", segs)
+    if s.ndim < 2 or s.shape[0] < 2:
+        raise InputError(f"segs must have shape (M, ...) with M >= 2, got {s.shape}")
+    sorted_labels, order = _prepare_labels(labels)
+    idx = [_label_index(m.ravel(), sorted_labels) for m in s]
+    pair_sorted = np.stack(
+        [
+            _dice_from_indices(idx[i], idx[j], len(sorted_labels))
+            for i, j in combinations(range(len(idx)), 2)
+        ]
+    )
+    result = np.empty_like(pair_sorted)
+    result[:, order] = pair_sorted
+    return result
+
+
 def min_pairwise_dice(segs, labels) -> np.ndarray:
     """Per label, the minimum Dice over all pairs of members.
 
@@ -91,25 +122,13 @@ def min_pairwise_dice(segs, labels) -> np.ndarray:
     numpy.ndarray, shape (L,)
         NaN for a label absent from every pair.
     """
-    s = _as_int_array("segs", segs)
-    if s.ndim < 2 or s.shape[0] < 2:
-        raise InputError(f"segs must have shape (M, ...) with M >= 2, got {s.shape}")
-    sorted_labels, order = _prepare_labels(labels)
-    idx = [_label_index(m.ravel(), sorted_labels) for m in s]
-    pair_dice = np.stack(
-        [
-            _dice_from_indices(idx[i], idx[j], len(sorted_labels))
-            for i, j in combinations(range(len(idx)), 2)
-        ]
-    )
-    with np.errstate(invalid="ignore"):
-        all_nan = np.all(np.isnan(pair_dice), axis=0)
-        result_sorted = np.where(
-            all_nan, np.nan, np.nanmin(np.where(np.isnan(pair_dice), np.inf, pair_dice), axis=0)
-        )
-    result = np.empty_like(result_sorted)
-    result[order] = result_sorted
-    return result
+    return min_over_pairs(pairwise_dice(segs, labels))
+
+
+def min_over_pairs(pair_dice: np.ndarray) -> np.ndarray:
+    """Per label, the minimum over pairs of (P, L) pairwise Dice, ignoring NaN pairs."""
+    filled = np.where(np.isnan(pair_dice), np.inf, pair_dice).min(axis=0)
+    return np.where(np.isinf(filled), np.nan, filled)
 
 
 def label_entropy(segs) -> np.ndarray:

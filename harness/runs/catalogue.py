@@ -32,6 +32,7 @@ class FileFormat(Enum):
     TORCH = "torch"  # torch.save checkpoint
     HTML = "html"
     MARKDOWN = "markdown"
+    DUCKDB = "duckdb"  # a results database file (harness.store)
 
 
 class DbTable(Enum):
@@ -176,8 +177,10 @@ DICE_TO_TRUTH = Artifact(
 )  # fmt: skip
 MIN_PAIRWISE_DICE = Artifact(
     "min_pairwise_dice.tsv", FileFormat.TSV, _ANALYSIS, keys=_REGION,
-    columns=(*_REGION, "min_dice"), db=DbTable.METRICS,
-    description="minimum pairwise Dice across a factor's members (the stability metric)",
+    columns=(*_REGION, "n_members", "min_dice", "matched_size", "matched_min_dice"),
+    db=DbTable.METRICS,
+    description="minimum pairwise Dice across a factor's members (the stability metric), and "
+    "its mean over subsets of the matched member count",
 )  # fmt: skip
 MAJORITY_VOTE = Artifact(
     "majority_vote.tsv", FileFormat.TSV, _ANALYSIS, keys=_REGION,
@@ -196,13 +199,26 @@ PROB_SIG_BITS = Artifact(
 )  # fmt: skip
 REGION_SUMMARY = Artifact(
     "region_summary.tsv", FileFormat.TSV, _ANALYSIS, keys=("factor", "label", "region", "kind"),
-    columns=("factor", "label", "region", "kind", "mean_dice_to_truth", "mean_min_dice"),
+    columns=("factor", "label", "region", "kind", "mean_dice_to_truth", "n_members",
+             "mean_min_dice", "mean_matched_min_dice", "truth_volume_mm3"),
     db=DbTable.METRICS, description="per factor and region, means over subjects",
+)  # fmt: skip
+_STABILITY = ("min_dice", "matched_min_dice", "dice_to_truth")
+STABILITY_SUMMARY = Artifact(
+    "stability_summary.tsv", FileFormat.TSV, _ANALYSIS, keys=("factor", "kind"),
+    columns=("factor", "kind", "n_members", "matched_size", "n_subjects", "n_regions",
+             *(f"{q}{s}" for q in _STABILITY for s in ("", "_low", "_high"))),
+    db=DbTable.METRICS,
+    description="per factor and tissue kind: median over regions of the minimum pairwise Dice "
+    "(all members and matched size) and of Dice to truth, 95% bootstrap intervals over subjects",
 )  # fmt: skip
 FACTOR_CORRELATION = Artifact(
     "factor_correlation.tsv", FileFormat.TSV, _ANALYSIS, keys=("factor_a", "factor_b", "kind"),
-    columns=("factor_a", "factor_b", "kind", "pearson_r", "n_regions"), db=DbTable.METRICS,
-    description="correlation between factors of per-region instability",
+    columns=("factor_a", "factor_b", "kind", "n_members_a", "n_members_b", "pearson_r",
+             "partial_r", "n_regions"),
+    db=DbTable.METRICS,
+    description="correlation between factors of per-region instability, and its partial "
+    "correlation controlling for log region size",
 )  # fmt: skip
 ENTROPY_MAP = Artifact("entropy_{factor}_{subject}.nii.gz", FileFormat.NIFTI, _ANALYSIS,
                        description="voxel-wise label entropy across a factor's members (bits)")  # fmt: skip
@@ -237,6 +253,15 @@ BRAINAGE_PREDICTIONS = Artifact(
     "predictions.tsv", FileFormat.TSV, _BRAINAGE, keys=(*_RUN_KEYS, "split", "subject"),
     columns=(*_RUN_KEYS, "split", "subject", "age", "predicted"),
     description="predicted age of each test subject",
+)  # fmt: skip
+BRAINAGE_COMPARISON = Artifact(
+    "comparison.tsv", FileFormat.TSV, _BRAINAGE, keys=("regressor", "k", "arm_a", "arm_b"),
+    columns=("regressor", "k", "arm_a", "arm_b", "n_subjects", "mae_a", "mae_b", "diff_mean",
+             "diff_ci_low", "diff_ci_high", "diff_sd", "wilcoxon_p", "mde_80",
+             "power_anchor_effect"),
+    db=DbTable.METRICS,
+    description="paired per-subject comparison of augmentation arms at the largest k, minimum "
+    "detectable difference and power to detect the anchor's effect",
 )  # fmt: skip
 MAE_FIGURE = Artifact("figures/mae_vs_k.png", FileFormat.PNG, _BRAINAGE,
                       description="MAE against ensemble size")  # fmt: skip
@@ -283,6 +308,15 @@ REPORT_HTML = Artifact("report.html", FileFormat.HTML, (RunKind.REPORT,),
                        description="self-contained stability report")  # fmt: skip
 REPORT_MD = Artifact("report.md", FileFormat.MARKDOWN, (RunKind.REPORT,),
                      description="the report's Markdown summary")  # fmt: skip
+
+# benchmark suites run in container images (harness containers bench)
+_CONTAINER_BENCH = (RunKind.CONTAINER_BENCH,)
+CONTAINER_BENCH = Artifact("bench-{image}.json", FileFormat.JSON, _CONTAINER_BENCH,
+                           description="pytest-benchmark JSON of the suites run in one image, "
+                                       "with the image and the fingerprint taken inside")  # fmt: skip
+CONTAINER_BENCH_DB = Artifact("harness.duckdb", FileFormat.DUCKDB, _CONTAINER_BENCH,
+                              description="results database the image results were ingested "
+                                          "into (when --db is not given)")  # fmt: skip
 
 # kernel-level validation against Verificarlo (harness/experiments/vfc_validate.py); the inputs
 # and samples are written by harness.kernels.cases and the runner (harness.kernels.vfc_runner)

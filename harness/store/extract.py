@@ -147,13 +147,16 @@ def image_fields(extra_image, file_image, env: dict) -> dict:
     }
 
 
-def device_name(env: dict, image: str | None) -> str | None:
-    """Device label of a record, with the container image when there is one: the same CPU in
-    two images is two result sets to compare."""
+def device_name(env: dict, image: str | None, vfc_backends: str | None = None) -> str | None:
+    """Device label of a record, with the container image (and Verificarlo backends) when there
+    are: the same CPU in two images, or under two backends, is two result sets to compare."""
+    context = "; ".join(
+        part for part in (image, f"VFC_BACKENDS={vfc_backends}" if vfc_backends else None) if part
+    )
     if not env:
-        return image
+        return context or None
     label = device_label(env)
-    return f"{label} [{image}]" if image else label
+    return f"{label} [{context}]" if context else label
 
 
 def benchmark_records(source: Path, data: dict) -> list[dict]:
@@ -183,7 +186,7 @@ def benchmark_records(source: Path, data: dict) -> list[dict]:
                 "mode": extra.get("mode"),
                 "implementation": extra.get("implementation"),
                 "device": extra.get("device"),
-                "device_name": device_name(env, image["image"]),
+                "device_name": device_name(env, image["image"], image["vfc_backends"]),
                 **image,
                 "gpu_name": env.get("gpu_name"),
                 "cpu_model": env.get("cpu_model"),

@@ -8,6 +8,7 @@ from harness.errors import InputError, check_choice
 from harness.models.fastsurfer import PRESETS
 from harness.perturb.rng import splitmix64
 from harness.perturb.seeds import SeedPlan
+from harness.train.schedule import PRESET_SCHEDULE, Schedule, check_milestones
 
 VIEWS = ("axial", "coronal", "sagittal")
 MODES = ("ieee", "rr", "sr", "ud")
@@ -23,14 +24,26 @@ class TrainConfig:
     ----------
     views : tuple of str
         Views to train (one network each), subset of axial, coronal, sagittal.
-    preset : {"full", "tiny"}
+    preset : {"full", "small", "tiny"}
         Network size (:func:`harness.models.fastsurfer_config`).
     epochs, batch_size : int
         v1: 30 epochs, batch 16.
     lr, weight_decay : float
         Adam (v1: 0.01, 1e-4).
-    step_size, gamma : int, float
-        StepLR (v1: every 5 epochs x 0.3).
+    schedule : Schedule or str, optional
+        Learning-rate schedule (:mod:`harness.train.schedule`); None: the preset's
+        (:data:`~harness.train.schedule.PRESET_SCHEDULE`: v1 for full and tiny, milestones for
+        small).
+    step_size : int
+        v1 schedule: multiply by ``gamma`` every ``step_size`` epochs (v1: 5).
+    gamma : float, optional
+        Multiplier of the v1 and milestone schedules; None: 0.3 (v1) or 0.1 (milestones).
+    milestones : tuple of float
+        Milestone schedule: fractions of the run at which the rate is multiplied by ``gamma``.
+    cycles : int
+        Cosine schedule: warm-restart cycles over the run.
+    min_lr_ratio : float
+        Cosine schedule: lowest rate as a fraction of ``lr``.
     mode : {"ieee", "rr", "sr", "ud"}
         Arithmetic of the forward, backward and optimizer step.
     precision : int, optional
@@ -54,8 +67,12 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 0.01
     weight_decay: float = 1e-4
+    schedule: Schedule | str | None = None
     step_size: int = 5
-    gamma: float = 0.3
+    gamma: float | None = None
+    milestones: tuple[float, ...] = (2 / 3,)
+    cycles: int = 1
+    min_lr_ratio: float = 0.0
     mode: str = "ieee"
     precision: int | None = None
     engine: str = "op"
@@ -75,7 +92,8 @@ class TrainConfig:
         check_choice("mode", self.mode, MODES)
         check_choice("engine", self.engine, ENGINES)
         check_choice("device", self.device, DEVICES)
-        for name in ("epochs", "batch_size", "step_size"):
+        self._resolve_schedule()
+        for name in ("epochs", "batch_size", "step_size", "cycles"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
@@ -83,6 +101,13 @@ class TrainConfig:
             raise InputError(
                 "lr must be > 0, weight_decay >= 0 and gamma in (0, 1], got "
                 f"{self.lr}, {self.weight_decay}, {self.gamma}"
+            )
+        if not 0 <= self.min_lr_ratio < 1:
+            raise InputError(f"min_lr_ratio must be in [0, 1), got {self.min_lr_ratio!r}")
+        if self.schedule is Schedule.COSINE and self.cycles > self.epochs:
+            raise InputError(
+                f"cycles must be <= epochs ({self.epochs}) for the cosine schedule, got "
+                f"{self.cycles}"
             )
         if self.precision is not None and (
             not isinstance(self.precision, int) or not 1 <= self.precision <= 53
@@ -102,6 +127,14 @@ class TrainConfig:
                 f"got {self.precision}"
             )
 
+    def _resolve_schedule(self) -> None:
+        schedule = self.schedule
+        schedule = PRESET_SCHEDULE[self.preset] if schedule is None else Schedule.parse(schedule)
+        object.__setattr__(self, "schedule", schedule)
+        if self.gamma is None:
+            object.__setattr__(self, "gamma", 0.1 if schedule is Schedule.MILESTONES else 0.3)
+        object.__setattr__(self, "milestones", check_milestones(self.milestones))
+
     def epoch_seed(self, epoch: int) -> int:
         """Perturbation seed of epoch ``epoch`` (1-based): streams restart every epoch, so a
         resumed run needs no engine state."""
@@ -110,6 +143,8 @@ class TrainConfig:
     def to_dict(self) -> dict:
         record = asdict(self)
         record["views"] = list(self.views)
+        record["schedule"] = self.schedule.value
+        record["milestones"] = list(self.milestones)
         record["seeds"] = self.seeds.to_dict()
         return record
 
@@ -117,5 +152,6 @@ class TrainConfig:
     def from_dict(cls, record: dict) -> TrainConfig:
         fields = dict(record)
         fields["views"] = tuple(fields["views"])
+        fields["milestones"] = tuple(fields.get("milestones", (2 / 3,)))
         fields["seeds"] = SeedPlan.from_dict(fields["seeds"])
         return cls(**fields)

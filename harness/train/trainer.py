@@ -14,6 +14,7 @@ uninterrupted run does (same device, same library versions).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -26,9 +27,10 @@ from tqdm.auto import tqdm
 from harness.errors import HarnessError, InputError, MissingDependencyError
 from harness.models import FastSurferCNN, FastSurferLoss, fastsurfer_config
 from harness.perturb.seeds import torch_seed
-from harness.runs import atomic_path
+from harness.runs.checkpoints import load_checkpoint, save_checkpoint
 from harness.train.config import TrainConfig
 from harness.train.data import WeightedSliceDataset
+from harness.train.schedule import Schedule, cosine_factor, milestone_factor
 
 CHECKPOINT_SCHEMA = 1
 
@@ -54,6 +56,29 @@ def build_model(config: TrainConfig, view: str) -> torch.nn.Module:
 
         model = instrument_model(model, config.mode, config.epoch_seed(1), inplace=True)
     return model
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """The run's learning-rate scheduler, stepped once per epoch.
+
+    v1 stays torch's ``StepLR`` (the published recipe, unchanged); the run-relative schedules are
+    a ``LambdaLR`` over :mod:`harness.train.schedule`'s factors.
+    """
+    if config.schedule is Schedule.V1:
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=config.step_size, gamma=config.gamma
+        )
+    if config.schedule is Schedule.MILESTONES:
+        factor = functools.partial(
+            milestone_factor, epochs=config.epochs, milestones=config.milestones,
+            gamma=config.gamma,
+        )  # fmt: skip
+    else:
+        factor = functools.partial(
+            cosine_factor, epochs=config.epochs, cycles=config.cycles,
+            min_lr_ratio=config.min_lr_ratio,
+        )  # fmt: skip
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def crop_padding(shape) -> int:
@@ -113,9 +138,7 @@ class ViewTrainer:
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-        self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizer, step_size=config.step_size, gamma=config.gamma
-        )
+        self.scheduler = build_scheduler(self.optimizer, config)
         self.loss_fn = FastSurferLoss()
         self.epoch = 0
         self.history: list[dict] = []
@@ -139,11 +162,10 @@ class ViewTrainer:
 
     def save(self) -> None:
         """Write the checkpoint atomically (a crash leaves the previous one intact)."""
-        with atomic_path(self.checkpoint) as tmp:
-            torch.save(self._state(), tmp)
+        save_checkpoint(self.checkpoint, self._state())
 
     def _load(self) -> None:
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        state = load_checkpoint(self.checkpoint, map_location=self.device)
         if state.get("config") != self.config.to_dict() or state.get("view") != self.view:
             raise InputError(
                 f"checkpoint {self.checkpoint} was written by a different configuration; "
