@@ -253,3 +253,112 @@ def test_batchnorm2d_train_forward(benchmark, case, impl, environment):
             **significant_bits(samples, reference, stochastic=mode in ("sr", "rr")),
         }
     )
+
+
+# ---------------------------------------------------------------- the Verificarlo build (image)
+#
+# In the harness-verificarlo image the ieee kernels are also built with verificarlo-c --inst-fma
+# ($HARNESS_VFC_LIBRARY). The backend is the one in VFC_BACKENDS (fixed for the process), e.g.
+#   harness containers bench harness/verificarlo:... -k verificarlo \
+#       --env VFC_BACKENDS="libinterflop_mca.so --mode=rr"
+# and again with libinterflop_ieee.so, then `harness compare` the two runs. Elsewhere these cases
+# skip: no instrumented library here, or no backend chosen (loading one unset would make
+# Verificarlo exit the interpreter).
+
+VFC_CONV_CASES = [c for c in CONV_CASES if c.device == "cpu"]
+VFC_BN_CASES = [c for c in BN_CASES if c[4] == "cpu"]
+
+
+@pytest.fixture(scope="module")
+def vfc():
+    """(kernels, backend) of the Verificarlo build under $VFC_BACKENDS, or skip."""
+    import os
+
+    from harness.errors import HarnessError
+    from harness.kernels.vfc import LIBRARY_ENV, load_library
+    from harness.kernels.vfc_backends import backend_from_vfc_backends
+
+    if not os.environ.get(LIBRARY_ENV):
+        pytest.skip(f"no Verificarlo build of the kernels (${LIBRARY_ENV}; in the verificarlo image)")
+    try:
+        backend = backend_from_vfc_backends(os.environ.get("VFC_BACKENDS"))
+        return load_library(backend), backend
+    except HarnessError as exc:
+        pytest.skip(str(exc))
+
+
+def _vfc_info(backend) -> dict:
+    import os
+
+    return {
+        "implementation": "verificarlo",
+        "mode": backend.name,
+        "verificarlo_backend": backend.name,
+        "vfc_backends": os.environ.get("VFC_BACKENDS"),
+        "verificarlo_version": os.environ.get("VERIFICARLO_VERSION"),
+    }
+
+
+@pytest.mark.parametrize("case", VFC_CONV_CASES, ids=lambda c: c.name)
+def test_conv2d_forward_verificarlo(benchmark, case, vfc, environment):
+    from harness.kernels.clib import ConvGeometry
+
+    kernels, backend = vfc
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(case.n, case.c, case.hw, case.hw, generator=gen)
+    w = torch.randn(case.k, case.c, case.kernel, case.kernel, generator=gen) * 0.1
+    geometry = ConvGeometry((1, 1), (case.padding, case.padding), (1, 1))
+    xn, wn = x.numpy(), w.numpy()
+    benchmark.pedantic(lambda: kernels.conv2d_forward(xn, wn, None, geometry), rounds=3,
+                       iterations=1, warmup_rounds=1)  # fmt: skip
+    xs = xn[: case.sig_batch]
+    # successive calls draw new Verificarlo noise: they are the samples
+    samples = [torch.from_numpy(kernels.conv2d_forward(xs, wn, None, geometry))
+               for _ in range(SAMPLES)]  # fmt: skip
+    reference = F.conv2d(x[: case.sig_batch].double(), w.double(), padding=case.padding)
+    seconds = benchmark.stats.stats.mean
+    out_numel = case.n * case.k * case.hw * case.hw
+    flops = 2.0 * out_numel * case.c * case.kernel**2
+    benchmark.extra_info.update(
+        {
+            "op": "conv2d_forward",
+            "case": case.name,
+            "shape": {"N": case.n, "C": case.c, "H": case.hw, "W": case.hw, "K": case.k,
+                      "R": case.kernel, "S": case.kernel},  # fmt: skip
+            "device": "cpu",
+            **_vfc_info(backend),
+            "tf32": False,
+            "cudnn_benchmark": False,
+            "gflops": flops / seconds / 1e9,
+            "gbytes_per_s": 4.0 * (x.numel() + w.numel() + out_numel) / seconds / 1e9,
+            "environment": environment,
+            **significant_bits(samples, reference, stochastic=backend.mode is not None),
+        }
+    )
+
+
+@pytest.mark.parametrize("case", VFC_BN_CASES, ids=lambda c: c[0])
+def test_batchnorm2d_train_forward_verificarlo(benchmark, case, vfc, environment):
+    label, n, c, hw, _ = case
+    kernels, backend = vfc
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(n, c, hw, hw, generator=gen) * 2 + 3
+    xn = x.numpy()
+    benchmark.pedantic(lambda: kernels.bn_forward_train(xn), rounds=3, iterations=1,
+                       warmup_rounds=1)  # fmt: skip
+    samples = [torch.from_numpy(kernels.bn_forward_train(xn)[0]) for _ in range(SAMPLES)]
+    reference = F.batch_norm(x.double(), None, None, training=True)
+    seconds = benchmark.stats.stats.mean
+    benchmark.extra_info.update(
+        {
+            "op": "batchnorm2d_train_forward",
+            "case": label,
+            "shape": {"N": n, "C": c, "H": hw, "W": hw},
+            "device": "cpu",
+            **_vfc_info(backend),
+            "gflops": 8.0 * x.numel() / seconds / 1e9,
+            "gbytes_per_s": 12.0 * x.numel() / seconds / 1e9,
+            "environment": environment,
+            **significant_bits(samples, reference, stochastic=backend.mode is not None),
+        }
+    )

@@ -7,7 +7,9 @@ function) that breaks this order; ``docs/design.md`` explains each layer.
 
 #: bottom first; each entry names top-level modules or sub-packages of ``harness``
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("_layers", "errors", "fingerprint", "plotting"),  # foundation: errors, environment, figures
+    ("_layers", "errors"),  # foundation: errors
+    ("threads",),  # the thread policy
+    ("fingerprint", "plotting"),  # environment, figures
     ("runs",),  # run directories and the catalogue of their files
     ("kernels", "metrics", "introspect"),  # instrumented kernels, measures, spectra
     ("perturb",),  # the stochastic-arithmetic engine and seeds

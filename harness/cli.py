@@ -27,7 +27,9 @@ COMMANDS: dict[str, str] = {
     "report": "harness.commands.report:report",
     "compare": "harness.commands.compare:compare",
     "check": "harness.commands.check:check",
+    "containers": "harness.commands.containers:containers",
     "introspect": "harness.commands.introspect:introspect",
+    "kernels": "harness.commands.kernels:kernels",
     "train": "harness.commands.train:train",
 }
 
@@ -43,7 +45,9 @@ SHORT_HELP: dict[str, str] = {
     "report": "Self-contained HTML report (and Markdown summary) of runs and benchmarks.",
     "compare": "Two result sets side by side: significant bits, throughput, Welch t-test.",
     "check": "CI gate: exit 1 when significant bits or throughput regress past bounds.",
+    "containers": "Docker images (standard, Verificarlo): build, run, benchmark image vs image.",
     "introspect": "Per-group gradient/activation spectra during training (offline demos).",
+    "kernels": "Instrumented kernels: validate harness's sr/rr against Verificarlo (image).",
     "train": "Train FastSurferCNN views on a cohort (optionally perturbed); resumable.",
 }
 
@@ -77,6 +81,15 @@ def cli():
     """harness: numerical variability of deep-learning training, measured, reported and guarded."""
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line naming the path and the reason of a failed file operation."""
+    reason = exc.strerror or str(exc)
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    if not paths:
+        return f"{reason} ({type(exc).__name__})"
+    return f"cannot access {' -> '.join(map(str, paths))}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the CLI, turning user errors into a message and exit 2."""
     try:
@@ -93,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except HarnessError as exc:
         click.echo(f"error: {exc}", err=True)
+        return 2
+    except OSError as exc:
+        # a file the user named (or its folder) cannot be read or written: their environment
+        click.echo(f"error: {describe_os_error(exc)}", err=True)
         return 2
     except KeyboardInterrupt:
         click.echo(

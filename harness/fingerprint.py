@@ -26,7 +26,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
@@ -35,6 +35,9 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+_git_commit = git_commit  # the name other modules used before it was public
 
 
 def _blas_info(torch) -> str | None:
@@ -50,18 +53,31 @@ def _blas_info(torch) -> str | None:
     return None
 
 
-def _container_image() -> str | None:
-    if "HARNESS_IMAGE" in os.environ:
-        return os.environ["HARNESS_IMAGE"]
-    if Path("/.dockerenv").exists():
-        return "unknown-docker-image"
-    return None
+def container_info(environ=None, in_docker: bool | None = None) -> dict:
+    """The container image a process runs in, from what harness images set.
+
+    The Dockerfiles under ``containers/`` set ``HARNESS_IMAGE`` (tag) and ``HARNESS_IMAGE_KIND``;
+    ``harness containers run/bench`` add ``HARNESS_IMAGE_ID``; ``VFC_BACKENDS`` is Verificarlo's
+    backend choice. A container not made by harness reports ``unknown-docker-image``.
+    """
+    environ = os.environ if environ is None else environ
+    if in_docker is None:
+        in_docker = Path("/.dockerenv").exists()
+    image = environ.get("HARNESS_IMAGE") or ("unknown-docker-image" if in_docker else None)
+    return {
+        "container_image": image,
+        "container_image_id": environ.get("HARNESS_IMAGE_ID") if image else None,
+        "container_kind": environ.get("HARNESS_IMAGE_KIND") if image else None,
+        "vfc_backends": environ.get("VFC_BACKENDS"),
+    }
 
 
 def fingerprint() -> dict:
     """Return a JSON-serialisable description of the software and hardware environment."""
     import numpy
     import torch
+
+    from harness.threads import thread_record
 
     cuda = torch.cuda.is_available()
     info = {
@@ -76,6 +92,7 @@ def fingerprint() -> dict:
         "numpy": numpy.__version__,
         "torch": torch.__version__,
         "torch_num_threads": torch.get_num_threads(),
+        "threads": thread_record(),
         "blas": _blas_info(torch),
         "cuda_available": cuda,
         "cuda": torch.version.cuda,
@@ -84,8 +101,9 @@ def fingerprint() -> dict:
         "gpu_count": torch.cuda.device_count() if cuda else 0,
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
-        "container_image": _container_image(),
-        "git_commit": _git_commit(),
+        **container_info(),
+        # inside a harness image there is no git: the commit the image was built from
+        "git_commit": git_commit() or os.environ.get("HARNESS_GIT_COMMIT") or None,
     }
     try:
         import harness

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+from harness.threads import THREAD_ENV
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -14,7 +18,17 @@ def run_cli(capsys):
     from harness.cli import main
 
     def run(*args: str):
-        code = main([str(a) for a in args])
+        # commands apply the thread policy process-wide (--threads); keep the test process's
+        threads, env = torch.get_num_threads(), {k: os.environ.get(k) for k in THREAD_ENV}
+        try:
+            code = main([str(a) for a in args])
+        finally:
+            torch.set_num_threads(threads)
+            for key, value in env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         out = capsys.readouterr()
         return code, out.out, out.err
 
@@ -33,3 +47,54 @@ def tiny_cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-cohort") / "cohort"
     generate_cohort(4, root, seed=0, grid=24, cache_dir=cache, progress=False)
     return root
+
+
+# ----------------------------------------------------------------------------- Docker
+#: how to enable the docker tests where they are skipped
+ENABLE_DOCKER = (
+    "start a Docker engine to run them: as root, `dockerd --bridge=none --iptables=false "
+    "--ip-masq=false &` (Debian: apt-get install --no-install-recommends docker.io mmdebstrap "
+    "eatmydata); in CI (CI set) they fail instead of skipping"
+)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A docker-py client; fails when CI is set and no engine answers, skips otherwise."""
+    import os
+
+    from harness.containers import connect
+    from harness.errors import MissingDependencyError
+
+    try:
+        return connect()
+    except MissingDependencyError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but the docker tests cannot run: {exc}", pytrace=False)
+        pytest.skip(f"docker tests need an engine ({exc}); {ENABLE_DOCKER}")
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client):
+    """The base image made by ``harness containers base`` (kept between sessions).
+
+    ``HARNESS_TEST_BASE`` picks another one: a new ``harness/...`` tag is made from scratch (a
+    cold run), any other reference (``python:3.11-slim-bookworm``) is left to the engine to pull.
+    """
+    import os
+
+    from harness.containers import make_base
+
+    tag = os.environ.get("HARNESS_TEST_BASE") or "harness/base:bookworm"
+    if tag.startswith("harness/"):
+        make_base(tag, client=docker_client, progress=False)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def standard_image(docker_client, base_image):
+    """The standard image with torch 2.13.0 (CPU), built once per session from the layer cache."""
+    from harness.containers import build_image
+
+    return build_image("standard", base=base_image, torch="2.13.0", client=docker_client,
+                       progress=False)  # fmt: skip

@@ -83,7 +83,8 @@ def test_finished_members_reused_and_killed_member_resumes(tiny_cohort, tmp_path
 
     with pytest.raises(KeyboardInterrupt):
         run_ensemble(tiny_cohort, ens, on_epoch_end=crash, **kwargs)
-    assert json.loads((ens / "manifest.json").read_text())["status"] == "running"
+    interrupted = json.loads((ens / "manifest.json").read_text())
+    assert interrupted["status"] == "failed" and interrupted["error"] == "interrupted"
     baseline_stamp = _checkpoint(ens, "baseline").stat().st_mtime_ns
     assert not (ens / "members" / "seed-02").exists()
 

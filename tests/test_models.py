@@ -50,7 +50,7 @@ def test_parameter_count_equals_reference(view, classes):
     model = FastSurferCNN(**fastsurfer_config(view))
     assert model.num_classes == classes
     assert count_parameters(model) == reference_v1_parameter_count(classes)
-    expected = {79: 1_799_206, 51: 1_797_386}[classes]  # documented in docs/sections/models.md
+    expected = {79: 1_799_206, 51: 1_797_386}[classes]  # documented in docs/training.md
     assert count_parameters(model) == expected
 
 

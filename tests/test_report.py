@@ -91,11 +91,31 @@ window.addEventListener('load', () => {
 """
 
 
+CHROMIUM_MISSING = (
+    "headless Chromium is required for this test: apt-get install -y chromium "
+    "(Debian/Ubuntu; or put a chromium executable on PATH)"
+)
+
+
 def _chromium() -> str:
+    """The Chromium executable; outside CI a missing one skips (with the install command),
+    in CI (``CI`` set) it fails, because there the render check must run."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        pytest.fail("headless Chromium is required for this test: apt-get install -y chromium")
+        if os.environ.get("CI"):
+            pytest.fail(CHROMIUM_MISSING + "; CI is set, so the render check cannot be skipped")
+        pytest.skip(CHROMIUM_MISSING)
     return exe
+
+
+def test_missing_chromium_skips_outside_ci_and_fails_in_ci(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        _chromium()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        _chromium()
 
 
 def test_renders_in_headless_chromium(fixture_report, tmp_path):

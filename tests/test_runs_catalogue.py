@@ -26,6 +26,7 @@ SUFFIXES = {
     FileFormat.TORCH: ".pt",
     FileFormat.HTML: ".html",
     FileFormat.MARKDOWN: ".md",
+    FileFormat.DUCKDB: ".duckdb",
 }
 
 

@@ -21,7 +21,7 @@ def _config(**kw):
 
 
 def _state(run_dir, view="axial"):
-    return torch.load(run_dir / "checkpoints" / f"{view}.pt", weights_only=False)
+    return torch.load(run_dir / "checkpoints" / f"{view}.pt", weights_only=True)
 
 
 def _assert_states_equal(a, b):
@@ -81,7 +81,8 @@ def test_killed_run_resumes_bitwise_identical(tiny_cohort, tmp_path):
     with pytest.raises(Crash):
         train_run(tiny_cohort, tmp_path / "resumed", config, on_epoch_end=crash_after_first, **kw)
     killed = json.loads((tmp_path / "resumed" / "manifest.json").read_text())
-    assert killed["status"] == "running" and _state(tmp_path / "resumed")["epoch"] == 1
+    assert killed["status"] == "failed" and killed["error"].startswith("Crash")
+    assert _state(tmp_path / "resumed")["epoch"] == 1
     resumed = train_run(tiny_cohort, tmp_path / "resumed", config, **kw)
     s_full, s_res = _state(full), _state(resumed)
     _assert_states_equal(s_full["model"], s_res["model"])

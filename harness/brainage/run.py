@@ -66,7 +66,7 @@ def run_brainage(
             "regions": list(data.regions),
         },
     )
-    try:
+    with run.failure_recorded():  # failed, with the error, whatever goes wrong
         result = run_protocol(features, data.ages, data.subjects, config, progress=progress)
         run.write_table(catalogue.BRAINAGE_RESULTS, result.results)
         run.write_table(catalogue.BRAINAGE_SUMMARY, result.summary)
@@ -77,8 +77,5 @@ def run_brainage(
         )
         plot_mae_vs_k(result.summary, run.file(catalogue.MAE_FIGURE))
         plot_predicted_vs_true(result.predictions, run.file(catalogue.PREDICTED_FIGURE))
-    except BaseException:
-        run.finish("failed")
-        raise
     run.finish(anchor_effect_years=ANCHOR_EFFECT)
     return result

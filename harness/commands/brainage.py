@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir, threads_option
+
 
 @click.command()
 @click.option(
@@ -26,7 +28,7 @@ import click
 )
 @click.option("--factor", default=None, help="With --ensemble: keep only members of this factor.")
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Output run directory."
+    "--out", required=True, type=OutputDir(), help="Output run directory."
 )
 @click.option(
     "--regressors",
@@ -74,6 +76,7 @@ import click
 @click.option(
     "--no-gaussian-control", is_flag=True, help="Skip the Gaussian-noise augmentation control."
 )
+@threads_option
 def brainage(
     ensemble, tables, aseg_stats, participants, factor, out, regressors, max_members,
     max_combinations, splits, seed, normalize_icv, icv_source, n_estimators, no_gaussian_control,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputFile
+
 
 @click.command()
 @click.argument("a", type=click.Path())
@@ -12,7 +14,7 @@ import click
     "--format", "fmt", type=click.Choice(["table", "md", "tsv", "json"]), default="table",
     show_default=True, help="table/md: readable; tsv/json: every column.",
 )  # fmt: skip
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write to this file.")
+@click.option("-o", "--output", type=OutputFile(), help="Also write to this file.")
 @click.option(
     "--alpha", type=float, default=0.05, show_default=True,
     help="Welch t-test level below which a timing difference is called real.",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir, threads_option
+
 
 @click.group()
 def data() -> None:
@@ -13,7 +15,7 @@ def data() -> None:
 @data.command()
 @click.option("--subjects", "-n", type=int, required=True, help="Number of subjects.")
 @click.option(
-    "--out", "-o", "out", type=click.Path(file_okay=False), required=True, help="Cohort directory."
+    "--out", "-o", "out", type=OutputDir(), required=True, help="Cohort directory."
 )
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Base seed (same seed => same files)."
@@ -34,6 +36,7 @@ def data() -> None:
     default=None,
     help="Atlas cache [default: $HARNESS_CACHE or ~/.cache/harness].",
 )
+@threads_option
 def synth(
     subjects: int, out: str, seed: int, grid: int, voxel_size: float | None, cache_dir: str | None
 ) -> None:

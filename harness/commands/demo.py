@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from harness.commands.options import OutputDir, threads_option
+
 
 @click.command()
 @click.option(
     "--out",
     "-o",
-    type=click.Path(file_okay=False),
+    type=OutputDir(),
     default="harness-runs/demo",
     show_default=True,
     help="Output folder (resumes if it exists).",
@@ -26,6 +28,7 @@ import click
 )
 @click.option("--full", is_flag=True, help="Same as --size full.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@threads_option
 def demo(out: str, device: str, size: str, full: bool, seed: int) -> None:
     """Run every part of harness end to end on the embedded default (CPU, minutes)."""
     import torch

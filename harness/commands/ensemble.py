@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir, threads_option
 from harness.commands.train import training_options
 
 
@@ -15,7 +16,7 @@ def ensemble() -> None:
 @ensemble.command()
 @click.option("--cohort", required=True, type=click.Path(file_okay=False), help="Cohort directory.")
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Ensemble directory ENS."
+    "--out", required=True, type=OutputDir(), help="Ensemble directory ENS."
 )
 @click.option(
     "--factor",
@@ -71,6 +72,7 @@ def run(
     help="Cohort with the ground truth (default: the one recorded in ENSEMBLE_DIR).",
 )
 @click.option("--no-entropy-maps", is_flag=True, help="Skip the voxel-wise entropy NIfTI maps.")
+@threads_option
 def analyze(ensemble_dir: str, cohort: str | None, no_entropy_maps: bool) -> None:
     """Per-region Dice to truth, minimum pairwise Dice, majority vote, entropy maps, significant
     bits of volumes and probabilities, and factor correlation, into ENSEMBLE_DIR/analysis/."""

@@ -6,9 +6,11 @@ import json
 
 import click
 
+from harness.commands.options import OutputFile
+
 
 @click.command()
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON here.")
+@click.option("--output", "-o", type=OutputFile(), help="Also write the JSON here.")
 def env(output: str | None) -> None:
     """Print the environment fingerprint (Python, torch, CUDA, cuDNN, GPU, CPU, BLAS, image, commit)."""
     from harness.fingerprint import fingerprint

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir, threads_option
+
 
 @click.command()
 @click.option(
@@ -13,7 +15,7 @@ import click
     help="digits: sklearn digits MLP (even/odd); volumes: regional-volume MLP; images: 3D CNN.",
 )
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Output run directory."
+    "--out", required=True, type=OutputDir(), help="Output run directory."
 )
 @click.option(
     "--cohort",
@@ -45,6 +47,7 @@ import click
     "--grid", type=int, default=24, show_default=True, help="Grid of a synthesized cohort."
 )
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="FDR level.")
+@threads_option
 def introspect(
     demo, out, cohort, epochs, top_k, every, shuffle_groups, seed, device, batch_size,
     steps_per_epoch, subjects, grid, alpha,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir, threads_option
+
 
 @click.command()
 @click.option("--modes", default="ieee,rr,sr,ud", show_default=True, help="Comma-separated modes.")
@@ -13,8 +15,9 @@ import click
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
-    "--out", "-o", type=click.Path(file_okay=False), help="Write sweep.tsv + manifest here."
+    "--out", "-o", type=OutputDir(), help="Write sweep.tsv + manifest here."
 )
+@threads_option
 def sweep(modes, repeats, steps, precision, device, seed, out) -> None:
     """Train a small CNN `repeats` times per mode (same init, same batches, only the engine's seed
     differs) and print the significant bits of the final weights and loss against IEEE."""

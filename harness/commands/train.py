@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir, threads_option
+
 
 def parse_views(text: str) -> tuple[str, ...]:
     """``"axial,coronal"`` -> ("axial", "coronal")."""
@@ -87,13 +89,13 @@ def training_options(command):
     ]  # fmt: skip
     for option in reversed(options):
         command = option(command)
-    return command
+    return threads_option(command)
 
 
 @click.command()
 @click.option("--cohort", required=True, type=click.Path(file_okay=False), help="Cohort directory.")
 @click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Run directory (resumable)."
+    "--out", required=True, type=OutputDir(), help="Run directory (resumable)."
 )
 @click.option(
     "--mode",

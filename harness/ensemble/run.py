@@ -149,21 +149,22 @@ def run_ensemble(
                        save_probabilities, progress, on_epoch_end)  # fmt: skip
         return out
     run.start("harness ensemble run", record)
-    finished = []
-    bar = tqdm(members, desc="ensemble", unit="member", disable=not progress)
-    for spec in bar:
-        bar.set_postfix(member=spec.name)
-        callback = None
-        if on_epoch_end is not None:
-            callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
-        train_run(
-            cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
-            predict=targets, save_probabilities=save_probabilities, progress=False,
-            on_epoch_end=callback, command="harness ensemble run",
-            extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
-        )  # fmt: skip
-        finished.append(spec.name)
-        run.update(finished_members=finished)
+    with run.failure_recorded():
+        finished = []
+        bar = tqdm(members, desc="ensemble", unit="member", disable=not progress)
+        for spec in bar:
+            bar.set_postfix(member=spec.name)
+            callback = None
+            if on_epoch_end is not None:
+                callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
+            train_run(
+                cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
+                predict=targets, save_probabilities=save_probabilities, progress=False,
+                on_epoch_end=callback, command="harness ensemble run",
+                extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
+            )  # fmt: skip
+            finished.append(spec.name)
+            run.update(finished_members=finished)
     run.finish(finished_members=finished)
     return out
 

@@ -240,13 +240,10 @@ def run_demo(config: IntrospectConfig, out: str | os.PathLike, progress: bool = 
     if previous := run.completed_with(settings, "an introspect run"):
         return previous["summary"]
     run.start("introspect", settings)
-    try:
+    with run.failure_recorded():  # failed, with the error; the next call resumes
         data = load_demo_data(config, out)
         _train(config, data, out, run, progress)
         summary = _analyse(config, data, out)
-    except BaseException:
-        run.update(status="failed")
-        raise
     run.finish(summary=summary)
     return summary
 
@@ -257,8 +254,8 @@ def _train(config: IntrospectConfig, data: DemoData, out: Path, run, progress: b
     from harness.introspect.probe import SpectralProbe
     from harness.introspect.table import SpectraTable
     from harness.perturb.seeds import torch_seed
-    from harness.runs import atomic_path
     from harness.runs.catalogue import INTROSPECT_CHECKPOINT, SPECTRA
+    from harness.runs.checkpoints import load_checkpoint, save_checkpoint
 
     device = torch.device(config.device)
     with torch_seed(config.seed):
@@ -267,7 +264,7 @@ def _train(config: IntrospectConfig, data: DemoData, out: Path, run, progress: b
     checkpoint = INTROSPECT_CHECKPOINT.path(out)
     start = 0
     if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        state = load_checkpoint(checkpoint, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["epochs_done"])
@@ -304,9 +301,8 @@ def _train(config: IntrospectConfig, data: DemoData, out: Path, run, progress: b
                 optimizer.step()
                 losses.append(float(loss.detach()))
             table.append(probe.pop_table())
-            with atomic_path(checkpoint) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "epochs_done": epoch + 1}, tmp)  # fmt: skip
+            save_checkpoint(checkpoint, {"model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(), "epochs_done": epoch + 1})  # fmt: skip
             history = run.manifest().get("loss_per_epoch", {})
             history[str(epoch)] = float(np.mean(losses))
             run.update(epochs_done=epoch + 1, loss_per_epoch=history)

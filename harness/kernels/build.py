@@ -1,19 +1,22 @@
 """Just-in-time build of the instrumented kernels, one cached extension per arithmetic mode.
 
 The C kernels (``kernels/kernels_cpu.c``) are compiled as C99 by the C compiler (``$CC``, else
-``gcc``/``cc``; ``verificarlo-c`` for the ``ieee-vfc`` variant) into an object that the torch binding
+``gcc``/``cc``) into an object that the torch binding
 (``kernels/binding.cpp``, built with :func:`torch.utils.cpp_extension.load`) links. When
 ``torch.cuda.is_available()``, the CUDA sources (``kernels/*.cu``) are compiled by nvcc into the same
 extension. Builds are cached under :func:`cache_dir` keyed by mode, torch version and a hash of the
-sources, so each variant compiles once per machine.
+sources, so each variant compiles once per machine. The Verificarlo build is a standalone C library
+(:mod:`harness.kernels.vfc`), not a torch extension.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 import warnings
 from enum import Enum
@@ -102,8 +105,8 @@ def find_c_compiler(variant: BuildVariant = BuildVariant.NATIVE) -> str:
         found = shutil.which("verificarlo-c")
         if not found:
             raise MissingDependencyError(
-                "variant='verificarlo' needs verificarlo-c on PATH (e.g. the verificarlo/verificarlo "
-                "image); it was not found"
+                "variant='verificarlo' needs verificarlo-c on PATH (inside the harness-verificarlo "
+                "image: `harness containers build verificarlo`); it was not found"
             )
         return found
     for candidate in (os.environ.get("CC"), "gcc", "cc", "clang"):
@@ -114,20 +117,56 @@ def find_c_compiler(variant: BuildVariant = BuildVariant.NATIVE) -> str:
     )
 
 
+def tool_dirs() -> list[str]:
+    """Folders searched for build tools before ``$PATH``: the running interpreter's ``bin``
+    (where ``pip install ninja`` puts ``ninja`` in a virtual environment that is not activated)
+    and the ``ninja`` package's own folder."""
+    dirs = [str(Path(sys.executable).parent)]
+    try:
+        import ninja
+
+        dirs.append(str(ninja.BIN_DIR))
+    except (ImportError, AttributeError):
+        pass
+    return list(dict.fromkeys(dirs))
+
+
+def tool_search_path() -> str:
+    """``$PATH`` with :func:`tool_dirs` in front."""
+    return os.pathsep.join([*tool_dirs(), os.environ.get("PATH", os.defpath)])
+
+
+@contextlib.contextmanager
+def build_tools_on_path():
+    """Put :func:`tool_dirs` on ``$PATH`` while a build runs (torch's extension builder looks
+    tools up there), restoring it afterwards."""
+    previous = os.environ.get("PATH")
+    os.environ["PATH"] = tool_search_path()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = previous
+
+
 def _check_cxx_toolchain() -> None:
+    """Raise :class:`MissingDependencyError` naming the fix unless a C++ compiler and ninja are
+    found (ninja also in the running interpreter's environment)."""
+    search = tool_search_path()
     cxx = os.environ.get("CXX", "c++")
-    if not shutil.which(cxx):
+    if not shutil.which(cxx, path=search):
         raise MissingDependencyError(
-            f"building the harness kernels needs a C++ compiler ({cxx!r} from $CXX); not found"
+            f"building the harness kernels needs a C++ compiler ({cxx!r} from $CXX); not found: "
+            "install one (apt install g++) or set $CXX"
         )
-    if not shutil.which("ninja"):
-        try:
-            import ninja  # noqa: F401
-        except ImportError:
-            raise MissingDependencyError(
-                "building the harness kernels needs ninja (pip install ninja or apt install "
-                "ninja-build); not found"
-            ) from None
+    if not shutil.which("ninja", path=search):
+        raise MissingDependencyError(
+            "building the harness kernels needs ninja; not found on PATH or beside "
+            f"{sys.executable}: run `{sys.executable} -m pip install ninja` (or apt install "
+            "ninja-build)"
+        )
 
 
 def _c_flags(mode: KernelMode, variant: BuildVariant) -> list[str]:
@@ -147,10 +186,7 @@ def _compile_c_object(mode: KernelMode, variant: BuildVariant, build_dir: Path) 
     tmp = obj.with_suffix(f".{os.getpid()}.o")
     cmd = [compiler, *_c_flags(mode, variant), "-I", str(SOURCE_DIR), "-c"]
     cmd += [str(SOURCE_DIR / C_SOURCE), "-o", str(tmp)]
-    env = dict(os.environ)
-    if variant is BuildVariant.VERIFICARLO:
-        env.setdefault("VFC_BACKENDS", "libinterflop_ieee.so")
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise MissingDependencyError(
             f"compiling {C_SOURCE} with {compiler} failed:\n{' '.join(cmd)}\n{result.stderr[-4000:]}"
@@ -172,9 +208,9 @@ def load_extension(mode="ieee", variant="native", verbose: bool = False) -> Modu
     ----------
     mode : {"ieee", "sr", "rr"}
         Arithmetic compiled into the kernels.
-    variant : {"native", "verificarlo"}
-        ``verificarlo`` compiles the C kernels with ``verificarlo-c`` (only ``mode="ieee"``); the
-        Verificarlo backend is chosen at run time by ``$VFC_BACKENDS``.
+    variant : {"native"}
+        Only ``native``; the Verificarlo build is the standalone library of
+        :mod:`harness.kernels.vfc` (linked by ``verificarlo-c``, loaded under an explicit backend).
     verbose : bool
         Show the compiler output.
 
@@ -200,9 +236,13 @@ def load_extension(mode="ieee", variant="native", verbose: bool = False) -> Modu
         raise InputError(
             f"variant must be one of {[v.value for v in BuildVariant]}, got {variant!r}"
         ) from None
-    if variant is BuildVariant.VERIFICARLO and mode is not KernelMode.IEEE:
+    if variant is BuildVariant.VERIFICARLO:
+        # a torch extension cannot host the Verificarlo build: the instrumented objects must be
+        # linked by verificarlo-c, and loading them needs VFC_BACKENDS fixed for the process
         raise InputError(
-            f"variant='verificarlo' instruments the ieee source; got mode={mode.value!r}"
+            "variant='verificarlo' is a standalone C library, not a torch extension: use "
+            "harness.kernels.vfc.load_library(backend=...) (build it with "
+            "harness.kernels.vfc.build_library)"
         )
     _check_cxx_toolchain()
     with_cuda = torch.cuda.is_available() and cpp_extension.CUDA_HOME is not None
@@ -219,17 +259,18 @@ def load_extension(mode="ieee", variant="native", verbose: bool = False) -> Modu
         cuda_flags = ["-O3", "--fmad=false", *defines]
     ldflags = [str(obj)] + (["-fopenmp"] if variant is BuildVariant.NATIVE else [])
     try:
-        return cpp_extension.load(
-            name=name,
-            sources=sources,
-            extra_cflags=["-O3", *defines],
-            extra_cuda_cflags=cuda_flags,
-            extra_ldflags=ldflags,
-            extra_include_paths=[str(SOURCE_DIR)],
-            build_directory=str(build_dir),
-            verbose=verbose,
-            with_cuda=with_cuda,
-        )
+        with build_tools_on_path():
+            return cpp_extension.load(
+                name=name,
+                sources=sources,
+                extra_cflags=["-O3", *defines],
+                extra_cuda_cflags=cuda_flags,
+                extra_ldflags=ldflags,
+                extra_include_paths=[str(SOURCE_DIR)],
+                build_directory=str(build_dir),
+                verbose=verbose,
+                with_cuda=with_cuda,
+            )
     except (RuntimeError, subprocess.CalledProcessError, OSError, ImportError) as exc:
         raise MissingDependencyError(
             f"building the harness kernel extension {name} failed: {exc}"

@@ -70,7 +70,7 @@ def load(verbose: bool = False) -> ModuleType:
     """
     from torch.utils import cpp_extension
 
-    from harness.kernels.build import _check_cxx_toolchain, make_build_dir
+    from harness.kernels.build import _check_cxx_toolchain, build_tools_on_path, make_build_dir
 
     _check_cxx_toolchain()
     build_dir = make_build_dir(_build_dir())
@@ -79,14 +79,15 @@ def load(verbose: bool = False) -> ModuleType:
             "harness: compiling the CPU perturbation kernels (once per machine)...", file=sys.stderr
         )
     try:
-        return cpp_extension.load(
-            name="harness_perturb_cpu",
-            sources=[str(SOURCE)],
-            extra_cflags=_cflags(),
-            extra_ldflags=["-fopenmp"],
-            build_directory=str(build_dir),
-            verbose=verbose,
-        )
+        with build_tools_on_path():
+            return cpp_extension.load(
+                name="harness_perturb_cpu",
+                sources=[str(SOURCE)],
+                extra_cflags=_cflags(),
+                extra_ldflags=["-fopenmp"],
+                build_directory=str(build_dir),
+                verbose=verbose,
+            )
     except (RuntimeError, subprocess.CalledProcessError, OSError, ImportError) as exc:
         raise MissingDependencyError(
             f"building the CPU perturbation kernels failed: {exc}"

@@ -22,6 +22,8 @@ def build_report(
     *,
     title: str = "harness stability report",
     now: datetime | None = None,
+    skip_bad: bool = False,
+    warnings: list[str] | None = None,
 ) -> tuple[Path, Path]:
     """Build ``out_html`` and ``report.md`` beside it from run directories, result roots or
     benchmark JSON files.
@@ -36,6 +38,11 @@ def build_report(
         Heading of the report.
     now : datetime, optional
         Time stamp printed in the report (default: the current UTC time; fixed in tests).
+    skip_bad : bool
+        Leave out run manifests that cannot be read (corrupt, unknown schema) instead of raising
+        :class:`InputError` naming them.
+    warnings : list, optional
+        Filled with one line per manifest left out.
 
     Returns
     -------
@@ -54,8 +61,10 @@ def build_report(
         raise InputError(f"report output must end in .html, got {out_html.name!r}")
     paths = _as_list(paths)
     now = now or datetime.now(timezone.utc)
-    with load_results(paths) as db:
+    with load_results(paths, skip_bad=skip_bad) as db:
         sections = [s for build in BUILDERS if (s := build(db)) is not None]
+        if warnings is not None:
+            warnings[:] = db.warnings
     report = Report(
         title=title,
         generated=now.strftime("%Y-%m-%d %H:%M UTC"),

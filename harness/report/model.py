@@ -15,13 +15,30 @@ class Figure:
     caption: str
 
 
+#: a text block starting with this is rendered as a warning
+WARNING = "Warning:"
+
+#: rows a table shows before it is collapsed (the full table then travels as a TSV download)
+MAX_ROWS = 25
+
+
 @dataclass
 class Table:
-    """A table with an optional caption; ``digits`` significant digits for floats."""
+    """A table with an optional caption; ``digits`` significant digits for floats. Tables longer
+    than ``max_rows`` show their first rows; the HTML embeds the whole table as a TSV link."""
 
     frame: pd.DataFrame
     caption: str = ""
     digits: int = 4
+    max_rows: int | None = MAX_ROWS
+
+    @property
+    def collapsed(self) -> bool:
+        return self.max_rows is not None and len(self.frame) > self.max_rows
+
+    @property
+    def shown(self) -> pd.DataFrame:
+        return self.frame.head(self.max_rows) if self.collapsed else self.frame
 
 
 @dataclass

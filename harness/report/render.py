@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import html
 
-from harness.report.model import Figure, Report, Table
+from harness.report.model import WARNING, Figure, Report, Table
 from harness.store.tables import format_value, to_markdown
 
 CSS = """
@@ -28,11 +28,24 @@ figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 13px; color: #555; }
 .meta { color: #555; font-size: 13px; }
+.wide { overflow-x: auto; max-width: 100%; }
+.warn { color: #8a4b00; background: #fff4e0; padding: .3em .6em; border-left: 3px solid #e69500; }
 """
 
 
+def _tsv_link(table: Table) -> str:
+    data = base64.b64encode(table.frame.to_csv(sep="\t", index=False).encode()).decode("ascii")
+    name = "".join(c if c.isalnum() else "-" for c in (table.caption or "table"))[:60].strip("-")
+    return (
+        f'<p class="meta">Showing {len(table.shown)} of {len(table.frame)} rows. '
+        f'<a download="{html.escape(name or "table", quote=True)}.tsv" '
+        f'href="data:text/tab-separated-values;base64,{data}">Download all '
+        f"{len(table.frame)} rows (TSV)</a></p>"
+    )
+
+
 def _html_table(table: Table) -> str:
-    frame = table.frame
+    frame = table.shown
     numeric = [frame[c].dtype.kind in "iuf" for c in frame.columns]
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = []
@@ -45,7 +58,11 @@ def _html_table(table: Table) -> str:
         )
         body.append(f"<tr>{cells}</tr>")
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    rendered = (
+        f'<div class="wide"><table>{caption}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+    return rendered + (_tsv_link(table) if table.collapsed else "")
 
 
 def _html_figure(figure: Figure) -> str:
@@ -77,6 +94,8 @@ def to_html(report: Report) -> str:
                 parts.append(_html_table(block))
             elif isinstance(block, Figure):
                 parts.append(_html_figure(block))
+            elif block.startswith(WARNING):
+                parts.append(f'<p class="warn">{html.escape(block)}</p>')
             else:
                 parts.append(f"<p>{html.escape(block)}</p>")
         parts.append("</section>")
@@ -102,7 +121,10 @@ def to_markdown_report(report: Report, html_name: str) -> str:
             if isinstance(block, Table):
                 if block.caption:
                     lines += [f"**{block.caption}**", ""]
-                lines += [to_markdown(block.frame, block.digits), ""]
+                lines += [to_markdown(block.shown, block.digits), ""]
+                if block.collapsed:
+                    rest = len(block.frame) - len(block.shown)
+                    lines += [f"({rest} more rows in {html_name}, as a TSV download)", ""]
             elif isinstance(block, Figure):
                 lines += [f"*Figure: {block.caption}* (in {html_name})", ""]
             else:

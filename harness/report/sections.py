@@ -17,6 +17,11 @@ from harness.runs import Artifact, RunKind, catalogue
 from harness.store.db import ResultsDB
 
 SIG_BITS_STATS = ["sig_bits_mean", "sig_bits_median", "sig_bits_min"]
+#: column headers with their units
+DICE_UNITS = {"mean_min_dice": "mean min Dice (0-1)", "worst_min_dice": "worst min Dice (0-1)",
+              "mean_dice_to_truth": "mean Dice to truth (0-1)"}  # fmt: skip
+BRAINAGE_UNITS = {"k": "k (members)", "mae_mean": "MAE (years)", "mae_ci_low": "MAE CI low (years)",
+                  "mae_ci_high": "MAE CI high (years)", "r2_mean": "R² (1)"}  # fmt: skip
 MAX_ENTROPY_MAPS = 4
 
 
@@ -93,18 +98,20 @@ def significant_bits(db: ResultsDB) -> Section | None:
             "implementation": bench["implementation"],
             "mode": bench["mode"],
             "device": bench["device_name"],
-            "mean": bench["sig_bits_mean"],
-            "median": bench["sig_bits_median"],
-            "min": bench["sig_bits_min"],
+            "mean (bits)": bench["sig_bits_mean"],
+            "median (bits)": bench["sig_bits_median"],
+            "min (bits)": bench["sig_bits_min"],
         }
     )
     section.add(Table(table, "Significant bits (mean / median / min over output elements)", 3))
     labels = [_bench_label(r) for r in bench.to_dict("records")]
     devices = bench["device_name"].fillna("unknown").tolist()
-    png = figures.horizontal_bars(
-        labels, bench["sig_bits_mean"].tolist(), devices, "mean sig. bits"
-    )
-    section.add(Figure(png, "Mean significant bits per benchmark, coloured by device"))
+    section.add(_chart(
+        bench["sig_bits_mean"], "Mean significant bits per benchmark, coloured by device",
+        lambda: figures.horizontal_bars(
+            labels, bench["sig_bits_mean"].tolist(), devices, "mean sig. bits"
+        ),
+    ))  # fmt: skip
     return section
 
 
@@ -117,26 +124,65 @@ def throughput(db: ResultsDB) -> Section | None:
         "throughput",
         "Per-round timings from pytest-benchmark: mean and standard deviation over rounds.",
     )
+    conditions = pd.DataFrame([_timing_conditions(f) for f in bench["fingerprint"]])
     table = pd.DataFrame(
         {
             "benchmark": bench["name"],
             "device": bench["device_name"],
-            "mean ms": bench["mean_s"] * 1e3,
-            "stddev ms": bench["stddev_s"] * 1e3,
+            "mean (ms)": bench["mean_s"] * 1e3,
+            "stddev (ms)": bench["stddev_s"] * 1e3,
             "rounds": bench["rounds"],
-            "ops/s": bench["ops"],
+            "threads": conditions["threads"],
+            "load (1 min)": conditions["load"],
+            "cores": conditions["cores"],
+            "ops (1/s)": bench["ops"],
             "GFLOP/s": bench["gflops"],
-            "x IEEE": bench["ratio_vs_ieee"],
+            "time vs IEEE (x)": bench["ratio_vs_ieee"],
         }
     ).dropna(axis=1, how="all")
+    loaded = conditions["load"] > conditions["cores"]
+    if loaded.any():
+        section.add(
+            f"Warning: {int(loaded.sum())} of {len(bench)} timings were taken under a load "
+            "average above the core count (the machine was shared): compare them with care."
+        )
+    if conditions["load"].isna().any():
+        section.add(
+            f"{int(conditions['load'].isna().sum())} timings predate load recording: their load "
+            "is unknown."
+        )
     section.add(Table(table, "Timings"))
     labels = [_bench_label(r) for r in bench.to_dict("records")]
     devices = bench["device_name"].fillna("unknown").tolist()
-    png = figures.horizontal_bars(
-        labels, (bench["mean_s"] * 1e3).tolist(), devices, "mean time per round (ms, log)", log=True
-    )
-    section.add(Figure(png, "Mean time per round, coloured by device (log scale)"))
+    section.add(_chart(
+        bench["mean_s"], "Mean time per round, coloured by device (log scale)",
+        lambda: figures.horizontal_bars(
+            labels, (bench["mean_s"] * 1e3).tolist(), devices, "mean time per round (ms, log)",
+            log=True,
+        ),
+    ))  # fmt: skip
     return section
+
+
+def _timing_conditions(text) -> dict:
+    """Threads, load average and cores of a benchmark's fingerprint (None where not recorded)."""
+    env = json.loads(text) if isinstance(text, str) and text else {}
+    threads = env.get("threads") or {}
+    return {
+        "threads": threads.get("torch_intra_op", env.get("torch_num_threads")),
+        "load": threads.get("load_avg_1m"),
+        "cores": threads.get("cores_available", env.get("cpu_count")),
+    }
+
+
+def _chart(values: pd.Series, caption: str, draw) -> Figure | str:
+    """The figure ``draw()`` makes, or a sentence saying why there is nothing to draw."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().all():
+        return f"{caption}: no chart, every value is missing (NaN)."
+    if (numbers.fillna(0) == 0).all():
+        return f"{caption}: no chart, every value is 0."
+    return Figure(draw(), caption)
 
 
 def _read_tsv(path: Path) -> pd.DataFrame | None:
@@ -186,7 +232,7 @@ def ensemble(db: ResultsDB) -> Section | None:
             mean_min_dice=("mean_min_dice", "mean"),
             worst_min_dice=("mean_min_dice", "min"),
             mean_dice_to_truth=("mean_dice_to_truth", "mean"),
-        )
+        ).rename(columns=DICE_UNITS)
         section.add(Table(per_factor, f"Per factor — {run['run_id']}", 3))
         stability = _read_tsv(catalogue.STABILITY_SUMMARY.path(folder))
         if stability is not None and not stability.empty:
@@ -198,14 +244,12 @@ def ensemble(db: ResultsDB) -> Section | None:
             ))  # fmt: skip
         worst = summary.dropna(subset=["mean_min_dice"]).nsmallest(10, "mean_min_dice")
         cols = ["factor", "region", "kind", "mean_min_dice", "mean_dice_to_truth"]
-        section.add(Table(worst[cols], "The 10 least stable (factor, region) pairs", 3))
-        if summary["mean_min_dice"].notna().any():
-            section.add(
-                Figure(
-                    figures.region_stability(summary.dropna(subset=["mean_min_dice"])),
-                    "Mean minimum pairwise Dice per region (least stable first)",
-                )  # fmt: skip
-            )
+        section.add(Table(worst[cols].rename(columns=DICE_UNITS),
+                          "The 10 least stable (factor, region) pairs", 3))  # fmt: skip
+        section.add(_chart(
+            summary["mean_min_dice"], "Mean minimum pairwise Dice per region (least stable first)",
+            lambda s=summary: figures.region_stability(s.dropna(subset=["mean_min_dice"])),
+        ))  # fmt: skip
         for path in catalogue.ENTROPY_MAP.glob(folder)[:MAX_ENTROPY_MAPS]:
             try:
                 png = figures.entropy_montage(path)
@@ -231,7 +275,17 @@ def brain_age(db: ResultsDB) -> Section | None:
             continue
         cols = [c for c in ("regressor", "augmentation", "k", "mae_mean", "mae_ci_low",
                             "mae_ci_high", "r2_mean") if c in summary]  # fmt: skip
-        section.add(Table(summary[cols], f"MAE by ensemble size — {run['run_id']}", 3))
+        table = summary[cols].copy()
+        if "r2_mean" in table:
+            worse = table["r2_mean"] < 0
+            table["worse than the mean"] = worse.map({True: "yes (R² < 0)", False: ""})
+            if worse.any():
+                section.add(
+                    f"Warning: {int(worse.sum())} of {len(table)} rows have R² < 0 — "
+                    "predicting every subject's age as the mean age would do better."
+                )
+        table = table.rename(columns=BRAINAGE_UNITS)
+        section.add(Table(table, f"MAE by ensemble size — {run['run_id']}", 3))
         comparison = _read_tsv(catalogue.BRAINAGE_COMPARISON.path(folder))
         if comparison is not None and not comparison.empty:
             section.add(Table(
@@ -273,8 +327,22 @@ def spectra(db: ResultsDB) -> Section | None:
     return section if section.blocks else None
 
 
-ENV_FIELDS = ["cpu_model", "gpu_name", "torch", "cuda", "cudnn", "tf32_matmul", "tf32_cudnn",
-              "hostname", "container_image", "git_commit"]  # fmt: skip
+ENV_FIELDS = ["cpu_model", "threads", "gpu_name", "torch", "cuda", "cudnn", "tf32_matmul",
+              "tf32_cudnn", "hostname", "container_image", "git_commit"]  # fmt: skip
+#: fields that describe a GPU: blank for an environment without one
+GPU_FIELDS = ("gpu_name", "cuda", "cudnn", "tf32_matmul", "tf32_cudnn")
+
+
+def _applicable(env: dict) -> dict:
+    """The fingerprint's :data:`ENV_FIELDS`, blank where they do not apply to its device."""
+    row = {k: env.get(k) for k in ENV_FIELDS}
+    row["threads"] = (env.get("threads") or {}).get("torch_intra_op", env.get("torch_num_threads"))
+    if not env.get("cuda_available") and not env.get("gpu_name"):
+        row.update(dict.fromkeys(GPU_FIELDS))
+    image = row.get("container_image")
+    if not image or str(image).startswith("unknown"):
+        row["container_image"] = None  # not in a container, or one that could not be named
+    return row
 
 
 def environment(db: ResultsDB) -> Section | None:
@@ -286,9 +354,9 @@ def environment(db: ResultsDB) -> Section | None:
         return None
     records: dict[str, dict] = {}
     for source, text in rows.itertuples(index=False):
-        env = json.loads(text) if text else {}
-        key = json.dumps({k: env.get(k) for k in ENV_FIELDS}, sort_keys=True, default=str)
-        entry = records.setdefault(key, {k: env.get(k) for k in ENV_FIELDS} | {"sources": []})
+        row = _applicable(json.loads(text) if text else {})
+        key = json.dumps(row, sort_keys=True, default=str)
+        entry = records.setdefault(key, row | {"sources": []})
         if source not in entry["sources"]:
             entry["sources"].append(source)
     table = pd.DataFrame(list(records.values()))

@@ -32,6 +32,7 @@ class FileFormat(Enum):
     TORCH = "torch"  # torch.save checkpoint
     HTML = "html"
     MARKDOWN = "markdown"
+    DUCKDB = "duckdb"  # a results database file (harness.store)
 
 
 class DbTable(Enum):
@@ -307,6 +308,45 @@ REPORT_HTML = Artifact("report.html", FileFormat.HTML, (RunKind.REPORT,),
                        description="self-contained stability report")  # fmt: skip
 REPORT_MD = Artifact("report.md", FileFormat.MARKDOWN, (RunKind.REPORT,),
                      description="the report's Markdown summary")  # fmt: skip
+
+# benchmark suites run in container images (harness containers bench)
+_CONTAINER_BENCH = (RunKind.CONTAINER_BENCH,)
+CONTAINER_BENCH = Artifact("bench-{image}.json", FileFormat.JSON, _CONTAINER_BENCH,
+                           description="pytest-benchmark JSON of the suites run in one image, "
+                                       "with the image and the fingerprint taken inside")  # fmt: skip
+CONTAINER_BENCH_DB = Artifact("harness.duckdb", FileFormat.DUCKDB, _CONTAINER_BENCH,
+                              description="results database the image results were ingested "
+                                          "into (when --db is not given)")  # fmt: skip
+
+# kernel-level validation against Verificarlo (harness/experiments/vfc_validate.py); the inputs
+# and samples are written by harness.kernels.cases and the runner (harness.kernels.vfc_runner)
+_VALIDATE = (RunKind.KERNELS_VALIDATE,)
+_VALIDATE_KEYS = ("input", "dtype", "output")
+VALIDATION = Artifact(
+    "validation.tsv", FileFormat.TSV, _VALIDATE, keys=(*_VALIDATE_KEYS, "engine"),
+    columns=(*_VALIDATE_KEYS, "engine", "t", "sig_bits_mean", "sig_bits_min", "varying_frac",
+             "exact_frac", "bias_ulp_mean", "bias_ulp_maxabs"),
+    db=DbTable.METRICS, description="per input, dtype, output and engine: significant bits, "
+    "exactness, bias in ulps",
+)  # fmt: skip
+VALIDATION_TESTS = Artifact(
+    "tests.tsv", FileFormat.TSV, _VALIDATE, keys=(*_VALIDATE_KEYS, "harness", "verificarlo"),
+    columns=(*_VALIDATE_KEYS, "harness", "verificarlo", "elements", "welch_rejected",
+             "welch_p_min", "spread_rejected", "spread_p_min", "pooled_p", "pooled_rejected"),
+    db=DbTable.METRICS, description="two-sample tests of a harness engine against a Verificarlo "
+    "backend (Holm-corrected)",
+)  # fmt: skip
+VALIDATION_REPORT = Artifact("validation-report.md", FileFormat.MARKDOWN, _VALIDATE,
+                             description="the tables printed by harness kernels validate")  # fmt: skip
+VALIDATION_CASES = Artifact("inputs/cases.json", FileFormat.JSON, _VALIDATE,
+                            description="shapes, seed and list of the validation cases")  # fmt: skip
+VALIDATION_INPUT = Artifact("inputs/{case}/{array}.npy", FileFormat.NPY, _VALIDATE,
+                            description="one input array of one case (mounted into the image)")  # fmt: skip
+VALIDATION_SAMPLES = Artifact("samples/{engine}/{case}/{output}.npy", FileFormat.NPY, _VALIDATE,
+                              description="(samples, ...) values of one output from one "
+                              "Verificarlo backend")  # fmt: skip
+VALIDATION_RUNNER = Artifact("samples/{engine}/run.json", FileFormat.JSON, _VALIDATE,
+                             description="one backend's run: VFC_BACKENDS, version, seconds")  # fmt: skip
 
 #: every declaration of this module, in the order declared
 ARTIFACTS: tuple[Artifact, ...] = tuple(

@@ -24,6 +24,8 @@ class RunKind(Enum):
     INTROSPECT = "introspect"  # harness introspect
     KERNEL_BENCH = "kernel-bench"  # the demo's kernel microbenchmark stage
     REPORT = "report"  # the demo's report stage
+    CONTAINER_BENCH = "container-bench"  # harness containers bench
+    KERNELS_VALIDATE = "kernels-validate"  # harness kernels validate (harness vs Verificarlo)
 
     @classmethod
     def parse(cls, value: RunKind | str) -> RunKind:

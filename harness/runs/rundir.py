@@ -27,12 +27,38 @@ MANIFEST = MANIFEST_FILE.name
 MANIFEST_SCHEMA = 1
 
 
+def current_umask() -> int:
+    """The process's file-creation mask, read without changing it where the OS allows.
+
+    Linux reports it in ``/proc/self/status``; elsewhere ``os.umask`` is set and restored at once
+    (the only portable way to read it).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _apply_umask(fd: int) -> None:
+    # mkstemp creates 0600 files; a file written with open() gets 0666 minus the umask
+    os.fchmod(fd, 0o666 & ~current_umask())
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, rename).
+
+    The file gets the mode ``open()`` would give it (0666 minus the umask).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _apply_umask(fd)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -47,7 +73,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path`` (same suffixes) for a writer that needs a file name
-    (``torch.save``, ``nibabel.save``); it is renamed onto ``path`` only if the block succeeds."""
+    (``torch.save``, ``nibabel.save``); it is renamed onto ``path`` only if the block succeeds.
+    The file gets the mode ``open()`` would give it (0666 minus the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) or ".tmp"
@@ -56,6 +83,7 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
+            _apply_umask(fh.fileno())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
@@ -217,6 +245,21 @@ class RunDir:
         manifest.setdefault("timings", {})["wall_s"] = manifest["finished"] - manifest["started"]
         atomic_write_json(self.manifest_path, manifest)
         return manifest
+
+    @contextlib.contextmanager
+    def failure_recorded(self):
+        """Record any exception leaving the block in the manifest (``status`` ``failed``,
+        ``error``) and re-raise it; a later :meth:`start` with the same config retries the run
+        (:meth:`completed_with` resumes every run that is not complete)."""
+        try:
+            yield self
+        except BaseException as exc:
+            if self.exists():
+                interrupted = isinstance(exc, KeyboardInterrupt)
+                message = "interrupted" if interrupted else f"{type(exc).__name__}: {exc}"
+                with contextlib.suppress(Exception):  # never mask the original error
+                    self.finish("failed", error=message)
+            raise
 
     def file(self, artifact: Artifact | str, **fields: str) -> Path:
         """Where ``artifact`` (a declaration of :mod:`harness.runs.catalogue`, or its name)

@@ -23,7 +23,7 @@ from harness.runs import MANIFEST, Artifact, DbTable, read_manifest
 from harness.store.discover import Sources, discover_all, read_benchmark_json
 from harness.store.extract import benchmark_records, metric_records, run_artifacts, run_record
 
-DEFAULT_DB_NAME = "harness.duckdb"
+DEFAULT_DB_NAME = "results.duckdb"
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -47,11 +47,19 @@ CREATE TABLE IF NOT EXISTS benchmarks (
     datetime TIMESTAMP, mean_s DOUBLE, median_s DOUBLE, stddev_s DOUBLE, min_s DOUBLE,
     max_s DOUBLE, rounds BIGINT, iterations BIGINT, ops DOUBLE, data DOUBLE[], gflops DOUBLE,
     sig_bits_mean DOUBLE, sig_bits_median DOUBLE, sig_bits_min DOUBLE, ratio_vs_ieee DOUBLE,
-    extra JSON, fingerprint JSON);
+    extra JSON, fingerprint JSON, image VARCHAR, image_id VARCHAR, vfc_backends VARCHAR);
 CREATE TABLE IF NOT EXISTS spectra (
     run_id VARCHAR, run VARCHAR, epoch BIGINT, step BIGINT, layer VARCHAR, "group" VARCHAR,
     quantity VARCHAR, "index" BIGINT, value DOUBLE, group_size DOUBLE);
 """
+
+#: columns added after a table was first released (table, column, type): added to older files
+#: on open, so a database keeps working across harness versions
+ADDED_COLUMNS = (
+    ("benchmarks", "image", "VARCHAR"),
+    ("benchmarks", "image_id", "VARCHAR"),
+    ("benchmarks", "vfc_backends", "VARCHAR"),
+)
 
 #: units ingested per transaction (a crash loses at most this many; a re-run picks them up)
 COMMIT_EVERY = 200
@@ -71,6 +79,8 @@ class IngestSummary:
     benchmark_files_updated: list[str] = field(default_factory=list)
     benchmark_files_unchanged: int = 0
     removed: list[str] = field(default_factory=list)
+    #: (manifest path, reason) of run manifests that could not be read: corrupt, unknown schema
+    bad: list[tuple[str, str]] = field(default_factory=list)
     metric_rows: int = 0
     benchmark_rows: int = 0
     spectra_rows: int = 0
@@ -96,7 +106,19 @@ class IngestSummary:
             f"{len(self.benchmark_files_updated)} updated, {self.benchmark_files_unchanged} "
             f"unchanged; {len(self.removed)} removed (gone from disk); rows added: {self.metric_rows} metrics, {self.benchmark_rows} "
             f"benchmarks, {self.spectra_rows} spectra"
+            + (f"; {len(self.bad)} unreadable manifests left out" if self.bad else "")
         )
+
+    def check_bad(self, skip_bad: bool = False) -> list[str]:
+        """Raise :class:`InputError` naming every unreadable manifest, unless ``skip_bad``;
+        then return one warning line per manifest left out."""
+        lines = [f"{path}: {reason}" for path, reason in self.bad]
+        if lines and not skip_bad:
+            raise InputError(
+                f"{len(lines)} run manifest(s) cannot be read (fix or remove them, or pass "
+                "--skip-bad to leave them out): " + "; ".join(lines)
+            )
+        return [f"warning: left out unreadable manifest {line}" for line in lines]
 
 
 def _sha256(path: Path) -> str:
@@ -126,11 +148,13 @@ class ResultsDB:
     path : path-like
         Database file (created if missing), or ``":memory:"`` for a throw-away database.
     read_only : bool
-        Open an existing file without write access (queries only).
+        Open an existing file without write access (queries only), sandboxed: DuckDB's external
+        access is disabled (no ``COPY ... TO``, ``read_csv``, ``ATTACH`` of other files) and
+        configuration is locked (:data:`SANDBOX`).
 
     Examples
     --------
-    >>> db = ResultsDB("results/harness.duckdb")            # doctest: +SKIP
+    >>> db = ResultsDB(default_db_path())                   # doctest: +SKIP
     >>> db.ingest(["results", "runs/"]).describe()          # doctest: +SKIP
     >>> db.query("SELECT name, device_name, mean_s FROM benchmarks")  # doctest: +SKIP
     """
@@ -143,16 +167,20 @@ class ResultsDB:
         self.path = str(path)
         self._pending: dict[str, list[pd.DataFrame]] = {}
         self._assigned: dict[str, str] = {}  # run ids given out in the current ingest
+        #: warnings about inputs left out (see :func:`load_results`)
+        self.warnings: list[str] = []
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise InputError(
                 f"no results database at {self.path}; create it with `harness results ingest`"
             )
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            self.con = duckdb.connect(self.path, read_only=read_only, config=_config(read_only))
         except duckdb.Error as exc:
             raise InputError(f"cannot open results database {self.path}: {exc}") from None
         if not read_only:
             self.con.execute(SCHEMA)
+            for table, column, kind in ADDED_COLUMNS:
+                self.con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
         self._check_schema_version(write=not read_only)
 
     def _check_schema_version(self, write: bool) -> None:
@@ -303,8 +331,11 @@ class ResultsDB:
     def _ingest_run(self, run_dir: Path, root: Path, summary: IngestSummary) -> None:
         try:
             manifest = read_manifest(run_dir / MANIFEST)
-        except InputError:
-            return  # being replaced right now, not ours, or newer: skip, retry next ingest
+        except InputError as exc:
+            # manifests are written atomically, so this one is corrupt or of a newer schema
+            reason = str(exc).removeprefix(f"{run_dir / MANIFEST}").lstrip(": ")
+            summary.bad.append((str(run_dir / MANIFEST), reason))
+            return
         owner = str(run_dir)
         existing = self.con.execute("SELECT run_id FROM runs WHERE path = ?", [owner]).fetchone()
         run_id = existing[0] if existing else self._run_id(run_dir, root)
@@ -392,14 +423,43 @@ class ResultsDB:
         self._pending.clear()
 
 
-def default_db_path(roots) -> Path:
-    """``<first root>/harness.duckdb`` (beside the file when the root is a benchmark file)."""
-    first = Path(roots[0] if not isinstance(roots, (str, os.PathLike)) else roots)
-    return (first.parent if first.is_file() else first) / DEFAULT_DB_NAME
+#: read-only connections run user SQL: no file access outside the database, no extension
+#: loading, and settings locked so a query cannot turn either back on
+SANDBOX = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
 
 
-def load_results(paths, progress: bool = False) -> ResultsDB:
-    """An in-memory database holding everything under ``paths`` (for report/compare/check)."""
+def _config(read_only: bool) -> dict:
+    return dict(SANDBOX) if read_only else {}
+
+
+def default_db_path(roots=None) -> Path:
+    """The database used when none is named: ``$HARNESS_DB``, else ``results.duckdb`` in the
+    user cache (``$HARNESS_CACHE`` or ``~/.cache/harness``), outside any tracked folder; one
+    database serves every root (rows are keyed by absolute path). ``roots`` is unused and kept
+    for callers of the former per-root default."""
+    explicit = os.environ.get("HARNESS_DB")
+    if explicit:
+        return Path(explicit).expanduser()
+    cache = os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness"
+    return Path(cache).expanduser() / DEFAULT_DB_NAME
+
+
+def load_results(paths, progress: bool = False, skip_bad: bool = False) -> ResultsDB:
+    """An in-memory database holding everything under ``paths`` (for report/compare/check).
+
+    Raises :class:`InputError` naming any unreadable run manifest unless ``skip_bad``; the
+    warnings about manifests left out are then in the database's ``warnings``.
+    """
     db = ResultsDB(":memory:")
-    db.ingest(paths, progress=progress)
+    try:
+        summary = db.ingest(paths, progress=progress)
+        db.warnings = summary.check_bad(skip_bad)
+    except BaseException:
+        db.close()
+        raise
     return db

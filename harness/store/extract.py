@@ -134,13 +134,40 @@ def _stat(stats: dict, key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def image_fields(extra_image, file_image, env: dict) -> dict:
+    """Container image of a benchmark record: its ``extra_info.image``, else the file's
+    ``machine_info.harness_image`` (both written by ``harness containers bench``), else the
+    fingerprint's ``container_image``."""
+    image = extra_image if isinstance(extra_image, dict) else file_image
+    image = image if isinstance(image, dict) else {}
+    return {
+        "image": image.get("tag") or env.get("container_image"),
+        "image_id": image.get("id") or env.get("container_image_id"),
+        "vfc_backends": image.get("vfc_backends") or env.get("vfc_backends"),
+    }
+
+
+def device_name(env: dict, image: str | None, vfc_backends: str | None = None) -> str | None:
+    """Device label of a record, with the container image (and Verificarlo backends) when there
+    are: the same CPU in two images, or under two backends, is two result sets to compare."""
+    context = "; ".join(
+        part for part in (image, f"VFC_BACKENDS={vfc_backends}" if vfc_backends else None) if part
+    )
+    if not env:
+        return context or None
+    label = device_label(env)
+    return f"{label} [{context}]" if context else label
+
+
 def benchmark_records(source: Path, data: dict) -> list[dict]:
     """One row of the ``benchmarks`` table per entry of a pytest-benchmark JSON file."""
-    file_env = (data.get("machine_info") or {}).get("harness_fingerprint") or {}
+    machine = data.get("machine_info") or {}
+    file_env = machine.get("harness_fingerprint") or {}
     rows = []
     for bench in data["benchmarks"]:
         extra = dict(bench.get("extra_info") or {})
         env = extra.pop("fingerprint", None) or extra.pop("environment", None) or file_env
+        image = image_fields(extra.pop("image", None), machine.get("harness_image"), env)
         stats = bench.get("stats") or {}
         raw = stats.get("data")
         name = str(bench.get("name", "?"))
@@ -159,7 +186,8 @@ def benchmark_records(source: Path, data: dict) -> list[dict]:
                 "mode": extra.get("mode"),
                 "implementation": extra.get("implementation"),
                 "device": extra.get("device"),
-                "device_name": device_label(env) if env else None,
+                "device_name": device_name(env, image["image"], image["vfc_backends"]),
+                **image,
                 "gpu_name": env.get("gpu_name"),
                 "cpu_model": env.get("cpu_model"),
                 "torch": env.get("torch"),

@@ -24,8 +24,9 @@ import numpy as np
 from harness.errors import InputError
 from harness.runs import RunDir, RunKind
 from harness.runs.catalogue import CHECKPOINT, HISTORY, PREDICTION, PROBABILITIES
+from harness.runs.writable import check_writable_dir
 from harness.train.config import TrainConfig
-from harness.train.trainer import NonFiniteLossError, ViewTrainer
+from harness.train.trainer import ViewTrainer
 
 PREDICT_CHOICES = ("held-out", "all")
 
@@ -85,6 +86,15 @@ def _load_training(cohort, subjects: list[str]):
     return images, labels
 
 
+def _check_targets(cohort, subjects: list[str]) -> None:
+    """Load every prediction subject's T1 once: readable, finite, conformed uint8."""
+    from harness.data.io import load_volume
+
+    for sid in subjects:
+        image, _, _ = load_volume(cohort.subject(sid).t1, name=f"{sid} T1")
+        _check_uint8(image, sid)
+
+
 def _check_uint8(image: np.ndarray, sid: str) -> None:
     if image.dtype != np.uint8:
         raise InputError(
@@ -133,7 +143,10 @@ def train_run(
     InputError
         Bad cohort or subjects, or ``out`` holds a run of another configuration.
     NonFiniteLossError
-        The loss diverged; the manifest records status ``failed`` and the error.
+        The loss diverged.
+
+    Any error after the run started leaves its manifest with status ``failed`` and the error;
+    calling again with the same configuration retries it (from the last checkpoint).
     """
     from harness.data.cohort import load_cohort
 
@@ -145,10 +158,11 @@ def train_run(
         "predict_subjects": targets,
         "save_probabilities": bool(save_probabilities),
     }
-    out = Path(out)
+    out = check_writable_dir(out)
     run = RunDir(out, kind=RunKind.TRAIN)
     if run.completed_with(record, "a training run"):
         return out
+    _check_targets(cohort_obj, targets)  # before any work: a bad subject fails now, not later
     run.start(command, record, **(extra or {}))
     history: list[dict] = []
 
@@ -158,9 +172,9 @@ def train_run(
         if on_epoch_end is not None:
             on_epoch_end(view, epoch, row)
 
-    images, labels = _load_training(cohort_obj, train)
-    models = {}
-    try:
+    with run.failure_recorded():
+        images, labels = _load_training(cohort_obj, train)
+        models = {}
         for view in config.views:
             trainer = ViewTrainer(
                 config, view, images, labels, CHECKPOINT.path(out, view=view),
@@ -168,13 +182,10 @@ def train_run(
             )  # fmt: skip
             history[:] = [r for r in history if r["view"] != view] + trainer.history
             models[view] = trainer.fit()
-    except NonFiniteLossError as exc:
-        run.finish("failed", error=str(exc))
-        raise
-    _write_history(run, history)
-    _predict_all(
-        cohort_obj, targets, models, config, out, save_probabilities, progress
-    )
+        _write_history(run, history)
+        _predict_all(
+            cohort_obj, targets, models, config, out, save_probabilities, progress
+        )
     run.finish(history=history)
     return out
 

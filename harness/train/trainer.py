@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from harness.errors import HarnessError, InputError, MissingDependencyError
 from harness.models import FastSurferCNN, FastSurferLoss, fastsurfer_config
 from harness.perturb.seeds import torch_seed
-from harness.runs import atomic_path
+from harness.runs.checkpoints import load_checkpoint, save_checkpoint
 from harness.train.config import TrainConfig
 from harness.train.data import WeightedSliceDataset
 from harness.train.schedule import Schedule, cosine_factor, milestone_factor
@@ -162,11 +162,10 @@ class ViewTrainer:
 
     def save(self) -> None:
         """Write the checkpoint atomically (a crash leaves the previous one intact)."""
-        with atomic_path(self.checkpoint) as tmp:
-            torch.save(self._state(), tmp)
+        save_checkpoint(self.checkpoint, self._state())
 
     def _load(self) -> None:
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        state = load_checkpoint(self.checkpoint, map_location=self.device)
         if state.get("config") != self.config.to_dict() or state.get("view") != self.view:
             raise InputError(
                 f"checkpoint {self.checkpoint} was written by a different configuration; "

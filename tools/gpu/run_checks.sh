@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check of the project in one device call (see README "GPU checks"). Run through the device
+# Every GPU check of the project in one device call (see docs/gpu.md). Run through the device
 # tool from the repo root with carry [".whl"] after tools/gpu/fetch_wheels.sh, e.g.
 #   run(command="bash tools/gpu/run_checks.sh", carry=[".whl"], timeout_s=580)
 # Writes into $OUT: cuda-tests.log and the benchmark JSONs (environment fingerprint inside).

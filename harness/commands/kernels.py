@@ -1,0 +1,54 @@
+"""``harness kernels``: the instrumented kernels; ``validate`` checks them against Verificarlo."""
+
+from __future__ import annotations
+
+import click
+
+INPUT_KINDS = ["random", "exact-int", "pow2", "near-pow2", "zeros"]
+
+
+@click.group()
+def kernels():
+    """Instrumented conv2d / batchnorm kernels."""
+
+
+@kernels.command()
+@click.option("--image", default="harness/verificarlo:torch2.13.0-cpu", show_default=True,
+              help="Verificarlo image (harness containers build verificarlo).")  # fmt: skip
+@click.option("--local", is_flag=True,
+              help="Run the Verificarlo backends on this machine (inside the image) instead of "
+                   "in containers of --image.")  # fmt: skip
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run directory (manifest.json, validation.tsv, tests.tsv, samples/).")  # fmt: skip
+@click.option("--backend", "backends", multiple=True,
+              help="Verificarlo backend, repeatable [default: mca-rr@24,53 and mca_int-rr@24,53]; "
+                   "e.g. ieee, mca-rr, mca-pb@24,53, mca_int-rr.")  # fmt: skip
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["sr", "rr"]),
+              help="harness kernel mode, repeatable [default: sr and rr].")  # fmt: skip
+@click.option("--input", "kinds", multiple=True, type=click.Choice(INPUT_KINDS),
+              help="Input kind, repeatable [default: all].")  # fmt: skip
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float32", "float64"]),
+              help="Precision, repeatable [default: both].")  # fmt: skip
+@click.option("--samples", type=int, default=32, show_default=True, help="Samples per engine.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--alpha", type=float, default=0.05, show_default=True,
+              help="Level of the Holm-corrected two-sample tests.")  # fmt: skip
+@click.option("--timeout", "timeout_s", type=float, default=600, show_default=True,
+              help="Time limit of each backend's run, in seconds.")  # fmt: skip
+def validate(image, local, out, backends, modes, kinds, dtypes, samples, seed, alpha,
+             timeout_s) -> None:  # fmt: skip
+    """harness's sr/rr kernels against Verificarlo's backends on the same inputs.
+
+    Random and structured inputs (exact integers, powers of two and their neighbours, zeros), conv2d
+    and batchnorm forward and backward, float32 and float64. Prints significant bits, exactness and
+    the per-element two-sample tests; writes them under --out.
+    """
+    from harness.experiments.vfc_validate import run_validation
+
+    summary = run_validation(
+        out, image=None if local else image, backends=backends or None, modes=modes or None,
+        kinds=kinds or None, dtypes=dtypes or None, samples=samples, seed=seed, alpha=alpha,
+        timeout_s=timeout_s,
+    )  # fmt: skip
+    click.echo(summary["report"])
+    click.echo(f"wrote {out} ({summary['wall_s']:.1f} s)")
