@@ -19,6 +19,8 @@ UNWRITABLE = {
     "report": ["report", "{tmp}", "-o", f"{NOPE}/x.html"],
     "compare": ["compare", "{tmp}", "{tmp}", "-o", f"{NOPE}/x.txt"],
     "results": ["results", "ingest", "{tmp}", "--db", f"{NOPE}/x.duckdb", "--quiet"],
+    "kernels": ["kernels", "validate", "--local", "--out", NOPE],
+    "containers": ["containers", "bench", "harness/standard:x", "--out", NOPE],
 }
 #: commands that write no file the user names
 NO_OUTPUT = {"check"}

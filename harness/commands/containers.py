@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir, OutputFile
+
 IMAGE_KINDS = ["standard", "verificarlo"]
 
 
@@ -107,9 +109,9 @@ def list_(untagged: bool) -> None:
 @click.option("-k", "k", default=None,
               help="pytest -k expression (default: a small CPU selection of the suite; '' for "
                    "every case).")  # fmt: skip
-@click.option("--out", type=click.Path(file_okay=False), default="bench-containers",
+@click.option("--out", type=OutputDir(), default="bench-containers",
               show_default=True, help="Folder of the JSON results (one per image).")  # fmt: skip
-@click.option("--db", type=click.Path(dir_okay=False), default=None,
+@click.option("--db", type=OutputFile(), default=None,
               help="Results database to ingest into (default OUT/harness.duckdb).")  # fmt: skip
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE",
               help="Environment inside the containers, e.g. VFC_BACKENDS=... (repeatable).")  # fmt: skip

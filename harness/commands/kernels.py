@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import OutputDir, threads_option
+
 INPUT_KINDS = ["random", "exact-int", "pow2", "near-pow2", "zeros"]
 
 
@@ -18,7 +20,7 @@ def kernels():
 @click.option("--local", is_flag=True,
               help="Run the Verificarlo backends on this machine (inside the image) instead of "
                    "in containers of --image.")  # fmt: skip
-@click.option("--out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", required=True, type=OutputDir(),
               help="Run directory (manifest.json, validation.tsv, tests.tsv, samples/).")  # fmt: skip
 @click.option("--backend", "backends", multiple=True,
               help="Verificarlo backend, repeatable [default: mca-rr@24,53 and mca_int-rr@24,53]; "
@@ -35,6 +37,7 @@ def kernels():
               help="Level of the Holm-corrected two-sample tests.")  # fmt: skip
 @click.option("--timeout", "timeout_s", type=float, default=600, show_default=True,
               help="Time limit of each backend's run, in seconds.")  # fmt: skip
+@threads_option
 def validate(image, local, out, backends, modes, kinds, dtypes, samples, seed, alpha,
              timeout_s) -> None:  # fmt: skip
     """harness's sr/rr kernels against Verificarlo's backends on the same inputs.

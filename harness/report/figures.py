@@ -51,8 +51,12 @@ def region_stability(summary: pd.DataFrame, max_regions: int = 40) -> bytes:
     pivot = pivot.loc[pivot.min(axis=1).sort_values().index[:max_regions]]
     fig, ax = new_figure(figsize=(8, 1 + 0.22 * len(pivot) * max(1, len(pivot.columns) / 2)))
     pivot.plot.barh(ax=ax, width=0.8)
+    for bar in ax.patches:  # a bar of width 0 is invisible: say its value instead
+        if bar.get_width() == 0:
+            ax.text(0.005, bar.get_y() + bar.get_height() / 2, "0", va="center", fontsize=6,
+                    color=bar.get_facecolor())  # fmt: skip
     ax.invert_yaxis()
-    ax.set_xlabel("mean minimum pairwise Dice (1 = members agree)")
+    ax.set_xlabel("mean minimum pairwise Dice (1 = members agree; 0 = no overlap)")
     ax.set_xlim(0, 1)
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()

@@ -246,6 +246,14 @@ def ensemble(db: ResultsDB) -> Section | None:
         cols = ["factor", "region", "kind", "mean_min_dice", "mean_dice_to_truth"]
         section.add(Table(worst[cols].rename(columns=DICE_UNITS),
                           "The 10 least stable (factor, region) pairs", 3))  # fmt: skip
+        zero = int((summary["mean_min_dice"] == 0).sum())
+        missing = int(summary["mean_min_dice"].isna().sum())
+        if zero or missing:
+            section.add(
+                f"{zero} (factor, region) pairs have mean minimum Dice 0 (some two members share "
+                f"no voxel of the region; drawn as '0'), {missing} are NaN (the region is absent "
+                "from the members' segmentations of every subject; not drawn)."
+            )
         section.add(_chart(
             summary["mean_min_dice"], "Mean minimum pairwise Dice per region (least stable first)",
             lambda s=summary: figures.region_stability(s.dropna(subset=["mean_min_dice"])),
