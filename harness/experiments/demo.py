@@ -30,7 +30,8 @@ class DemoSize:
     subjects: int = 30
     grid: int = 32
     #: the small preset with the run-relative milestone schedule: members that segment (Dice
-    #: to truth ~0.7 on this grid) rather than the tiny net's ~0.2, at ~2 s per epoch per thread
+    #: to truth ~0.6-0.75 on this grid) rather than the tiny net's ~0.2; 5-7 s per epoch on one
+    #: thread of a loaded 2-core machine
     train_subjects: int = 8
     preset: str = "small"
     epochs: int = 10
