@@ -227,3 +227,25 @@ def test_random_rounding_reaches_below_a_power_of_two_and_mca_int_does_not(
     assert stats.binomtest(below, 4096, 1 / 8).pvalue > 1e-4
     assert counts["mca_int-rr"][0] == 0
     assert stats.binomtest(counts["mca_int-rr"][2], 4096, 1 / 8).pvalue > 1e-4
+
+
+def test_bench_in_the_image_ieee_against_mca_rr_compares(tmp_path, verificarlo_image,
+                                                          docker_client, run_cli):  # fmt: skip
+    """`harness containers bench` runs the Verificarlo kernel benchmarks in the image under two
+    backends; the files carry the backend, and `harness compare` reads them as two result sets
+    whose significant bits differ (ieee is deterministic, mca rr is not)."""
+    from harness.containers import bench_images
+
+    files = {}
+    for name, backends in (("ieee", "libinterflop_ieee.so"),
+                           ("mca", "libinterflop_mca.so --mode=rr")):  # fmt: skip
+        result = bench_images([verificarlo_image], k="verificarlo and cpu-small-3x3",
+                              out=tmp_path / name, env={"VFC_BACKENDS": backends},
+                              client=docker_client, progress=False)  # fmt: skip
+        (files[name],) = result.files.values()
+        (record,) = json.loads(files[name].read_text())["benchmarks"]
+        assert record["extra_info"]["implementation"] == "verificarlo"
+        assert record["extra_info"]["vfc_backends"] == backends
+    code, out, err = run_cli("compare", files["ieee"], files["mca"])
+    assert code == 0, err
+    assert "test_conv2d_forward_verificarlo" in out and "VFC_BACKENDS=libinterflop_mca.so" in out
