@@ -113,7 +113,7 @@ def run_ensemble(
     from tqdm.auto import tqdm
 
     from harness.data.cohort import load_cohort
-    from harness.train import select_subjects, train_run
+    from harness.train import select_subjects
 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed!r}")
@@ -154,15 +154,8 @@ def run_ensemble(
         bar = tqdm(members, desc="ensemble", unit="member", disable=not progress)
         for spec in bar:
             bar.set_postfix(member=spec.name)
-            callback = None
-            if on_epoch_end is not None:
-                callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
-            train_run(
-                cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
-                predict=targets, save_probabilities=save_probabilities, progress=False,
-                on_epoch_end=callback, command="harness ensemble run",
-                extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
-            )  # fmt: skip
+            _train_member(cohort, out, spec, configs, train, targets, save_probabilities,
+                          False, on_epoch_end)  # fmt: skip
             finished.append(spec.name)
             run.update(finished_members=finished)
     run.finish(finished_members=finished)
@@ -181,15 +174,21 @@ def _chosen(members: list[MemberSpec], only: Sequence[str]) -> list[MemberSpec]:
 
 def _train_members(cohort, out, chosen, configs, train, targets, save_probabilities, progress,
                    on_epoch_end) -> None:  # fmt: skip
+    for spec in chosen:
+        _train_member(cohort, out, spec, configs, train, targets, save_probabilities, progress,
+                      on_epoch_end)  # fmt: skip
+
+
+def _train_member(cohort, out, spec, configs, train, targets, save_probabilities, progress,
+                  on_epoch_end) -> None:  # fmt: skip
     from harness.train import train_run
 
-    for spec in chosen:
-        callback = None
-        if on_epoch_end is not None:
-            callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
-        train_run(
-            cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
-            predict=targets, save_probabilities=save_probabilities, progress=progress,
-            on_epoch_end=callback, command="harness ensemble run",
-            extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
-        )  # fmt: skip
+    callback = None
+    if on_epoch_end is not None:
+        callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
+    train_run(
+        cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
+        predict=targets, save_probabilities=save_probabilities, progress=progress,
+        on_epoch_end=callback, command="harness ensemble run",
+        extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
+    )  # fmt: skip
