@@ -53,6 +53,15 @@ def _blas_info(torch) -> str | None:
     return None
 
 
+#: what a container not made by harness reports as its image (it cannot be named)
+UNKNOWN_IMAGE = "unknown-docker-image"
+
+
+def named_image(value: str | None) -> str | None:
+    """The image tag when one is known: None outside containers and for :data:`UNKNOWN_IMAGE`."""
+    return None if not value or value == UNKNOWN_IMAGE else value
+
+
 def container_info(environ=None, in_docker: bool | None = None) -> dict:
     """The container image a process runs in, from what harness images set.
 
@@ -63,7 +72,7 @@ def container_info(environ=None, in_docker: bool | None = None) -> dict:
     environ = os.environ if environ is None else environ
     if in_docker is None:
         in_docker = Path("/.dockerenv").exists()
-    image = environ.get("HARNESS_IMAGE") or ("unknown-docker-image" if in_docker else None)
+    image = environ.get("HARNESS_IMAGE") or (UNKNOWN_IMAGE if in_docker else None)
     return {
         "container_image": image,
         "container_image_id": environ.get("HARNESS_IMAGE_ID") if image else None,

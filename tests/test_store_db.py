@@ -219,3 +219,17 @@ def test_training_history_is_ingested(tmp_path):
             "ORDER BY value"
         )
     assert rows["value"].tolist() == [2.25, 3.5]
+
+
+def test_an_unnamed_container_is_not_part_of_the_device_label():
+    """A process in a container harness did not build cannot name its image: its records are
+    labelled by the device alone, not by a placeholder image."""
+    from harness.fingerprint import UNKNOWN_IMAGE
+    from harness.store.extract import device_name, image_fields
+
+    env = {"cpu_model": "Some CPU", "container_image": UNKNOWN_IMAGE}
+    fields = image_fields(None, None, env)
+    assert fields["image"] is None
+    assert device_name(env, fields["image"]) == "Some CPU"
+    named = image_fields(None, None, env | {"container_image": "harness/standard:x"})
+    assert device_name(env, named["image"]) == "Some CPU [harness/standard:x]"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.fingerprint import named_image
 from harness.report import figures
 from harness.report.model import Figure, Section, Table
 from harness.runs import Artifact, RunKind, catalogue
@@ -347,9 +348,7 @@ def _applicable(env: dict) -> dict:
     row["threads"] = (env.get("threads") or {}).get("torch_intra_op", env.get("torch_num_threads"))
     if not env.get("cuda_available") and not env.get("gpu_name"):
         row.update(dict.fromkeys(GPU_FIELDS))
-    image = row.get("container_image")
-    if not image or str(image).startswith("unknown"):
-        row["container_image"] = None  # not in a container, or one that could not be named
+    row["container_image"] = named_image(row.get("container_image"))
     return row
 
 

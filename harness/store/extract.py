@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.fingerprint import device_label
+from harness.fingerprint import device_label, named_image
 from harness.runs import Artifact, RunKind
 from harness.runs.catalogue import database_artifacts
 
@@ -141,7 +141,7 @@ def image_fields(extra_image, file_image, env: dict) -> dict:
     image = extra_image if isinstance(extra_image, dict) else file_image
     image = image if isinstance(image, dict) else {}
     return {
-        "image": image.get("tag") or env.get("container_image"),
+        "image": image.get("tag") or named_image(env.get("container_image")),
         "image_id": image.get("id") or env.get("container_image_id"),
         "vfc_backends": image.get("vfc_backends") or env.get("vfc_backends"),
     }
