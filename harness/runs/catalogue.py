@@ -161,7 +161,8 @@ HISTORY = Artifact(
 )  # fmt: skip
 CHECKPOINT = Artifact("checkpoints/{view}.pt", FileFormat.TORCH, (RunKind.TRAIN,),
                       description="model and optimiser state of one view, for resuming")  # fmt: skip
-PREDICTION = Artifact("predictions/{subject}_seg.nii.gz", FileFormat.NIFTI, (RunKind.TRAIN,),
+PREDICTION = Artifact("predictions/{subject}_seg.nii.gz", FileFormat.NIFTI,
+                      (RunKind.TRAIN, RunKind.CLASSICAL_SAMPLE, RunKind.CLASSICAL_REFERENCE),
                       description="predicted label map, int32 FreeSurfer ids, cohort grid")  # fmt: skip
 PROBABILITIES = Artifact("predictions/{subject}_prob.npy", FileFormat.NPY, (RunKind.TRAIN,),
                          description="class probabilities, float16 (79, X, Y, Z), optional")  # fmt: skip
@@ -226,6 +227,55 @@ STABILITY_FIGURE = Artifact("figures/min_pairwise_dice.png", FileFormat.PNG, _AN
                             description="mean minimum pairwise Dice per region and factor")  # fmt: skip
 INSTABILITY_SCATTER = Artifact("figures/instability_scatter.png", FileFormat.PNG, _ANALYSIS,
                                description="per-region instability, one factor against another")  # fmt: skip
+
+# the atlas-registration pipeline (harness/classical/)
+_CLASSICAL_RUNS = (RunKind.CLASSICAL_SAMPLE, RunKind.CLASSICAL_REFERENCE)
+CLASSICAL_TEMPLATE_T1 = Artifact(
+    "template/template_T1w.nii.gz", FileFormat.NIFTI, (RunKind.CLASSICAL, RunKind.CLASSICAL_REFERENCE),
+    description="the template image registered to every subject (cohort grid)",
+)  # fmt: skip
+CLASSICAL_TEMPLATE_DSEG = Artifact(
+    "template/template_dseg.nii.gz", FileFormat.NIFTI,
+    (RunKind.CLASSICAL, RunKind.CLASSICAL_REFERENCE),
+    description="the template's label map on the cohort grid (labels are transferred from the "
+    "1 mm atlas)",
+)  # fmt: skip
+REGISTRATION_TIMES = Artifact(
+    "timings.tsv", FileFormat.TSV, _CLASSICAL_RUNS, keys=("subject",),
+    columns=("subject", "seconds", "threads"), db=DbTable.METRICS,
+    description="wall-clock seconds of one subject's registration and label transfer",
+)  # fmt: skip
+REFERENCE_DICE = Artifact(
+    "reference_dice.tsv", FileFormat.TSV, (RunKind.CLASSICAL_REFERENCE,),
+    keys=("subject", "label", "region", "kind"),
+    columns=("subject", "label", "region", "kind", "dice"), db=DbTable.METRICS,
+    description="Dice to truth of the SimpleITK reference registration, per subject and region",
+)  # fmt: skip
+_COMPARISON = (RunKind.CLASSICAL_COMPARISON,)
+CLASSICAL_COMPARISON = Artifact(
+    "stability_comparison.tsv", FileFormat.TSV, _COMPARISON, keys=("pipeline", "factor", "kind"),
+    columns=("pipeline", "factor", "kind", "n_members", "n_subjects", "n_regions", "min_dice",
+             "min_dice_low", "min_dice_high", "dice_to_truth", "dice_to_truth_low",
+             "dice_to_truth_high"),
+    db=DbTable.METRICS,
+    description="per pipeline, factor and tissue kind: median over regions of the minimum "
+    "pairwise Dice and of Dice to truth with 95% bootstrap intervals (from each run's "
+    "stability_summary.tsv; the SimpleITK reference has Dice to truth only)",
+)  # fmt: skip
+CLASSICAL_REGION_COMPARISON = Artifact(
+    "region_comparison.tsv", FileFormat.TSV, _COMPARISON,
+    keys=("pipeline", "factor", "label", "region", "kind"),
+    columns=("pipeline", "factor", "label", "region", "kind", "n_members", "mean_min_dice",
+             "mean_dice_to_truth"),
+    db=DbTable.METRICS,
+    description="per pipeline, factor and region: mean over subjects of the minimum pairwise "
+    "Dice and of Dice to truth",
+)  # fmt: skip
+CLASSICAL_COMPARISON_FIGURE = Artifact(
+    "figures/classical_vs_cnn.png", FileFormat.PNG, _COMPARISON,
+    description="minimum pairwise Dice per tissue kind, classical pipeline vs CNN ensembles, "
+    "with 95% intervals",
+)  # fmt: skip
 
 # brain age (harness/brainage/run.py)
 _BRAINAGE = (RunKind.BRAINAGE,)

@@ -26,6 +26,10 @@ class RunKind(Enum):
     REPORT = "report"  # the demo's report stage
     CONTAINER_BENCH = "container-bench"  # harness containers bench
     KERNELS_VALIDATE = "kernels-validate"  # harness kernels validate (harness vs Verificarlo)
+    CLASSICAL = "classical"  # harness classical run (members/<member>/ are classical samples)
+    CLASSICAL_SAMPLE = "classical-sample"  # one arithmetic sample of the atlas-registration pipeline
+    CLASSICAL_REFERENCE = "classical-reference"  # harness classical reference (SimpleITK)
+    CLASSICAL_COMPARISON = "classical-comparison"  # harness classical compare (vs the CNN)
 
     @classmethod
     def parse(cls, value: RunKind | str) -> RunKind:
