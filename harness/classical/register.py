@@ -85,7 +85,8 @@ class RegistrationConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready settings (the similarity by its value)."""
-        return asdict(self) | {"similarity": self.similarity.value}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return out | {"similarity": self.similarity.value}  # lists: equal after a JSON round trip
 
 
 @dataclass

@@ -380,5 +380,33 @@ def environment(db: ResultsDB) -> Section | None:
     return section
 
 
-BUILDERS = [overview, significant_bits, throughput, ensemble, brain_age, spectra,
+def classical(db: ResultsDB) -> Section | None:
+    from harness.runs import read_manifest
+
+    section = Section(
+        "Classical pipeline vs CNN",
+        "classical",
+        "Minimum pairwise Dice (median over regions, 95% bootstrap intervals over subjects) of "
+        "the atlas-registration pipeline under rr/sr arithmetic beside the CNN ensembles'; the "
+        "anchor paper: FreeSurfer cortical 0.919 vs 0.63-0.80 for the CNN ensembles.",
+    )
+    for run in _complete_runs(db, catalogue.CLASSICAL_COMPARISON).to_dict("records"):
+        folder = Path(run["path"])
+        table = _read_tsv(catalogue.CLASSICAL_COMPARISON.path(folder))
+        if table is None or table.empty:
+            continue
+        section.add(Table(table, f"Stability by pipeline, factor and tissue kind — {run['run_id']}", 3))
+        order = read_manifest(folder).get("ordering", {})
+        if order.get("reproduces") is not None:
+            verdict = "holds" if order["reproduces"] else "does not hold"
+            section.add(f"On {order['kind']} regions the anchor's ordering (traditional pipeline "
+                        f"more stable than the CNN, disjoint intervals) {verdict} here: classical "
+                        f"{order['classical']}, CNN {order['cnn']}.")  # fmt: skip
+        png = catalogue.CLASSICAL_COMPARISON_FIGURE.path(folder)
+        if png.is_file():
+            section.add(Figure(png.read_bytes(), "Minimum pairwise Dice by tissue kind"))
+    return section if section.blocks else None
+
+
+BUILDERS = [overview, significant_bits, throughput, ensemble, classical, brain_age, spectra,
             experiment_tables, environment]  # fmt: skip
