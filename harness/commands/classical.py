@@ -26,6 +26,15 @@ def parse_subjects(value: str | None) -> list[str] | None:
     return ids
 
 
+def _counts(name: str, value: str) -> tuple[int, ...]:
+    from harness.errors import InputError
+
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise InputError(f"{name} must be comma-separated integers, got {value!r}") from None
+
+
 @click.group()
 def classical() -> None:
     """Atlas-registration segmentation (affine + SVF in torch) under IEEE and MCA arithmetic."""
@@ -41,18 +50,29 @@ def classical() -> None:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Base seed of the members' engine seeds.")  # fmt: skip
 @click.option("--similarity", type=click.Choice(["ncc", "mse"]), default="ncc", show_default=True)
+@click.option("--affine-iterations", default="60,10", show_default=True,
+              help="Adam iterations of the affine stage per level (coarse to fine).")  # fmt: skip
+@click.option("--deform-iterations", default="60,20", show_default=True,
+              help="Adam iterations of the deformable stage per level (coarse to fine).")  # fmt: skip
 @click.option("--no-analyze", is_flag=True,
               help="Skip the analysis (run `harness ensemble analyze RUN` later).")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @threads_option
-def run(cohort, out, modes, samples, subjects, seed, similarity, no_analyze, quiet) -> None:
+def run(
+    cohort, out, modes, samples, subjects, seed, similarity, affine_iterations, deform_iterations,
+    no_analyze, quiet,
+) -> None:  # fmt: skip
     """Register the template to every subject once under IEEE (member baseline) and SAMPLES
     times per mode (members rr-01 ..), then analyse their agreement into RUN/analysis/."""
     from harness.classical.register import RegistrationConfig
     from harness.classical.run import run_classical
     from harness.classical.similarity import Similarity
 
-    config = RegistrationConfig(similarity=Similarity.parse(similarity))
+    config = RegistrationConfig(
+        similarity=Similarity.parse(similarity),
+        affine_iterations=_counts("--affine-iterations", affine_iterations),
+        deform_iterations=_counts("--deform-iterations", deform_iterations),
+    )
     path = run_classical(
         cohort, out, list(modes), samples, subjects=parse_subjects(subjects), seed=seed,
         config=config, analyze=not no_analyze, progress=not quiet,
