@@ -58,7 +58,7 @@ def introspect(
     interrupted run resumes from its last finished epoch when started again with the same options.
     """
     from harness.errors import InputError
-    from harness.introspect.demos import Demo, IntrospectConfig, run_demo
+    from harness.experiments.introspect_demo import Demo, IntrospectConfig, run_demo
 
     if cohort and demo == "digits":
         raise InputError("--cohort applies only to --demo volumes or images")

@@ -249,7 +249,7 @@ def _kernel_table(path: Path) -> str:
 
 
 def stage_introspect(ctx: DemoContext) -> str:
-    from harness.introspect.demos import Demo, IntrospectConfig, run_demo
+    from harness.experiments.introspect_demo import Demo, IntrospectConfig, run_demo
 
     cfg = IntrospectConfig(
         demo=Demo.VOLUMES,

@@ -1,8 +1,9 @@
 """Spectral introspection: per-group singular values of gradients, inputs and adjoints (AutoSpec).
 
 ``spectra`` holds the pure math, ``handlers`` the per-layer hooks, ``probe`` the user-facing
-:class:`SpectralProbe`, ``table`` the parquet storage, ``stats`` the group comparisons, ``plots``
-the figures and ``demos`` the offline demonstrations behind ``harness introspect``.
+:class:`SpectralProbe`, ``table`` the parquet storage, ``stats`` the group comparisons and ``plots``
+the figures; the offline demonstrations behind ``harness introspect`` are an experiment
+(:mod:`harness.experiments.introspect_demo`).
 """
 
 from harness.introspect.handlers import (
