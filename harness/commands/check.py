@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import enum_choice
+from harness.store.tables import TableFormat
+
 
 @click.command()
 @click.option("--baseline", required=True, type=click.Path(), help="Baseline results (A).")
@@ -21,7 +24,7 @@ import click
     help="Extra gate FIELD OP NUMBER, e.g. 'sig_bits.min<20' (repeatable).",
 )  # fmt: skip
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="Welch test level.")
-@click.option("--format", "fmt", type=click.Choice(["table", "md", "tsv", "json"]), default="table")
+@click.option("--format", "fmt", type=enum_choice(TableFormat), default="table")
 def check(
     baseline: str, current: str, max_digit_loss: float, max_slowdown: float,
     fail_if: tuple[str, ...], alpha: float, fmt: str,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputFile
+from harness.commands.options import OutputFile, enum_choice
+from harness.store.tables import TableFormat
 
 
 @click.command()
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "md", "tsv", "json"]), default="table",
+    "--format", "fmt", type=enum_choice(TableFormat), default="table",
     show_default=True, help="table/md: readable; tsv/json: every column.",
 )  # fmt: skip
 @click.option("-o", "--output", type=OutputFile(), help="Also write to this file.")

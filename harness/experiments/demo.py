@@ -11,7 +11,7 @@ ensemble analysis → kernel microbenchmarks (pytest-benchmark) → introspectio
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -138,7 +138,7 @@ def stage_granularity(ctx: DemoContext) -> str:
 
     cfg = GranularityConfig(seed=ctx.seed, repeats=ctx.size.granularity_repeats)
     run = ctx.stage_dir("granularity")
-    run.start("harness demo: op-level vs kernel-level", asdict(cfg))
+    run.start("harness demo: op-level vs kernel-level", cfg.to_dict())
     frame = run_granularity(cfg)
     run.write_table(catalogue.GRANULARITY, frame)
     run.finish()

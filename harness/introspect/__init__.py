@@ -6,21 +6,16 @@ the figures; the offline demonstrations behind ``harness introspect`` are an exp
 (:mod:`harness.experiments.introspect_demo`).
 """
 
-from harness.introspect.handlers import (
-    HANDLERS,
-    Handler,
-    Quantity,
-    UnknownLayer,
-    register_handler,
-)
+from harness.enums import OnUnknown
+from harness.introspect.handlers import HANDLERS, Handler, Quantity, register_handler
 from harness.introspect.probe import COLUMNS, SpectralProbe
 
 __all__ = [
     "COLUMNS",
     "HANDLERS",
     "Handler",
+    "OnUnknown",
     "Quantity",
     "SpectralProbe",
-    "UnknownLayer",
     "register_handler",
 ]

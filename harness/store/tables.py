@@ -8,7 +8,7 @@ from enum import Enum
 
 import pandas as pd
 
-from harness.errors import InputError
+from harness.enums import parse_enum
 
 
 class TableFormat(str, Enum):
@@ -19,12 +19,7 @@ class TableFormat(str, Enum):
 
     @classmethod
     def parse(cls, value: str | TableFormat) -> TableFormat:
-        try:
-            return cls(value)
-        except ValueError:
-            raise InputError(
-                f"format must be one of {[f.value for f in cls]}, got {value!r}"
-            ) from None
+        return parse_enum(cls, value, "format")
 
 
 def format_value(value, digits: int = 4) -> str:
