@@ -53,6 +53,22 @@ def test_no_global_seeding_or_backend_switching_in_the_package():
     assert found == []
 
 
+#: calls that change process-wide thread settings
+THREAD_SETTERS = re.compile(r"^torch\.set_num(_interop)?_threads$")
+
+
+def test_thread_settings_change_only_at_the_command_line_edge():
+    """Only harness/threads.py sets torch's thread pools, and only commands apply its policy."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for line, name in _calls(path):
+            if THREAD_SETTERS.match(name) and path != PACKAGE / "threads.py":
+                found.append(f"{path.relative_to(ROOT)}:{line} {name}")
+            if name.endswith("apply_thread_policy") and PACKAGE / "commands" not in path.parents:
+                found.append(f"{path.relative_to(ROOT)}:{line} {name}")
+    assert found == []
+
+
 @pytest.fixture
 def svg_backend():
     """The user's backend is something other than Agg; restored afterwards."""
