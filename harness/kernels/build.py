@@ -224,12 +224,7 @@ def load_extension(mode="ieee", variant="native", verbose: bool = False) -> Modu
     from torch.utils import cpp_extension
 
     mode = parse_mode(mode)
-    try:
-        variant = BuildVariant(variant)
-    except ValueError:
-        raise InputError(
-            f"variant must be one of {[v.value for v in BuildVariant]}, got {variant!r}"
-        ) from None
+    variant = parse_enum(BuildVariant, variant, "variant")
     if variant is BuildVariant.VERIFICARLO:
         # a torch extension cannot host the Verificarlo build: the instrumented objects must be
         # linked by verificarlo-c, and loading them needs VFC_BACKENDS fixed for the process
