@@ -227,9 +227,9 @@ def test_empty_label_map_is_an_input_error(tiny_cohort, tmp_path, run_cli):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--mode", "ieee", "--samples", "2"], "mode must name one or more of rr, sr, ud"),
+        (["--mode", "ieee", "--samples", "2"], "'ieee' is not one of 'rr', 'sr', 'ud'"),
         (["--mode", "rr", "--samples", "1"], "samples must be an integer >= 2"),
-        (["--mode", "xx", "--samples", "2"], "mode"),
+        (["--mode", "xx", "--samples", "2"], "'xx' is not one of"),
         (["--mode", "rr", "--samples", "2", "--deform-iterations", "6"], "deform_iterations must"),
         (["--mode", "rr", "--samples", "2", "--affine-iterations", "a,b"], "comma-separated"),
         (["--mode", "rr", "--samples", "2", "--subjects", "sub-9999"], "unknown ['sub-9999']"),
@@ -245,3 +245,22 @@ def test_compare_needs_an_analysis(tmp_path, run_cli):
     code, out, err = run_cli("classical", "compare", "--classical", tmp_path, "--cnn", tmp_path,
                              "--out", tmp_path / "c")  # fmt: skip
     assert code == 2 and "stability_summary.tsv not found" in err
+
+
+def test_plan_refuses_ieee_samples():
+    from harness.classical.run import plan_samples
+    from harness.errors import InputError
+
+    with pytest.raises(InputError, match="mode must name one or more of rr, sr, ud"):
+        plan_samples(["ieee"], 2)
+    plan = plan_samples(["rr", "sr"], 3, seed=0)
+    assert [s.name for s in plan] == [
+        "baseline",
+        "rr-01",
+        "rr-02",
+        "rr-03",
+        "sr-01",
+        "sr-02",
+        "sr-03",
+    ]
+    assert plan[1].seed == plan[4].seed != plan[2].seed  # sample k's seed depends on k only

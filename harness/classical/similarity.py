@@ -7,7 +7,7 @@ from enum import Enum
 import torch
 import torch.nn.functional as F
 
-from harness.errors import InputError
+from harness.enums import parse_enum
 
 
 class Similarity(Enum):
@@ -18,14 +18,8 @@ class Similarity(Enum):
 
     @classmethod
     def parse(cls, value: Similarity | str) -> Similarity:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            raise InputError(
-                f"similarity must be one of {[s.value for s in cls]}, got {value!r}"
-            ) from None
+        """The similarity named by ``value`` (:func:`harness.enums.parse_enum`)."""
+        return parse_enum(cls, value, "similarity")
 
 
 def mse(fixed: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir, threads_option
+from harness.classical.similarity import Similarity
+from harness.commands.options import OutputDir, enum_choice, threads_option
+from harness.perturb.modes import Mode
 
 _COHORT = click.option("--cohort", required=True, type=click.Path(file_okay=False),
                        help="Cohort directory (harness data synth layout).")  # fmt: skip
@@ -44,12 +46,14 @@ def classical() -> None:
 @_COHORT
 @click.option("--out", required=True, type=OutputDir(), help="Run directory RUN.")
 @click.option("--mode", "modes", multiple=True, required=True,
-              help="rr, sr or ud; repeatable (the baseline member is IEEE).")  # fmt: skip
+              type=enum_choice(Mode, exclude=[Mode.IEEE]),
+              help="Arithmetic of the samples; repeatable (the baseline member is IEEE).")  # fmt: skip
 @click.option("--samples", type=int, default=5, show_default=True, help="Members per mode.")
 @_SUBJECTS
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Base seed of the members' engine seeds.")  # fmt: skip
-@click.option("--similarity", type=click.Choice(["ncc", "mse"]), default="ncc", show_default=True)
+@click.option("--similarity", type=enum_choice(Similarity), default="ncc",
+              show_default=True, help="Similarity the registration minimises.")  # fmt: skip
 @click.option("--affine-iterations", default="60,10", show_default=True,
               help="Adam iterations of the affine stage per level (coarse to fine).")  # fmt: skip
 @click.option("--deform-iterations", default="60,20", show_default=True,
@@ -66,7 +70,6 @@ def run(
     times per mode (members rr-01 ..), then analyse their agreement into RUN/analysis/."""
     from harness.classical.register import RegistrationConfig
     from harness.classical.run import run_classical
-    from harness.classical.similarity import Similarity
 
     config = RegistrationConfig(
         similarity=Similarity.parse(similarity),
