@@ -264,3 +264,21 @@ def test_plan_refuses_ieee_samples():
         "sr-03",
     ]
     assert plan[1].seed == plan[4].seed != plan[2].seed  # sample k's seed depends on k only
+
+
+def test_committed_classical_results_are_declared_and_complete():
+    from pathlib import Path
+
+    from harness.runs import read_manifest
+    from harness.runs.audit import audit
+
+    root = Path(__file__).resolve().parents[1] / "results" / "classical-cpu"
+    assert [str(f) for f in audit(root, columns=False)] == []
+    for folder in (root, root / "analysis", root / "reference", root / "comparison"):
+        assert read_manifest(folder)["status"] == "complete", folder
+    ordering = read_manifest(root / "comparison")["ordering"]
+    table = pd.read_csv(root / "comparison" / "stability_comparison.tsv", sep="\t")
+    cortical = table[(table["kind"] == "cortical") & table["min_dice"].notna()]
+    classical = cortical[cortical["pipeline"] == "classical"]["min_dice"]
+    cnn = cortical[cortical["pipeline"] == "cnn"]["min_dice"]
+    assert ordering["reproduces"] == bool(classical.min() > cnn.max())
