@@ -14,7 +14,8 @@ from harness.threads import available_cores, default_threads, resolve_threads, t
 
 #: commands (and sub-commands) that compute; each must take --threads
 COMPUTE = ["demo", "train", "ensemble run", "ensemble analyze", "sweep", "brainage",
-           "introspect", "data synth", "kernels validate"]  # fmt: skip
+           "introspect", "data synth", "kernels validate", "classical run",
+           "classical reference"]  # fmt: skip
 
 
 def _command(path):
