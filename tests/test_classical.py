@@ -282,3 +282,18 @@ def test_committed_classical_results_are_declared_and_complete():
     classical = cortical[cortical["pipeline"] == "classical"]["min_dice"]
     cnn = cortical[cortical["pipeline"] == "cnn"]["min_dice"]
     assert ordering["reproduces"] == bool(classical.min() > cnn.max())
+
+
+def test_subjects_on_different_grids_are_an_input_error(tiny_cohort, tmp_path, run_cli):
+    from harness.data.io import save_volume
+    from harness.runs import catalogue
+
+    cohort = _copy_cohort(tiny_cohort, tmp_path / "cohort")
+    small = np.zeros((20, 20, 20), np.uint8)
+    small[5:15, 5:15, 5:15] = 100
+    save_volume(catalogue.T1.path(cohort, subject="sub-0002"), small, np.eye(4))
+    save_volume(catalogue.DSEG.path(cohort, subject="sub-0002"), (small > 0).astype(np.int16) * 2,
+                np.eye(4))  # fmt: skip
+    code, out, err = run_cli("classical", "run", "--cohort", cohort, "--out", tmp_path / "r",
+                             "--mode", "rr", "--samples", "2", "--quiet")  # fmt: skip
+    assert code == 2 and "every subject must share one grid: sub-0002" in err
