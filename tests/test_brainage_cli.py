@@ -90,3 +90,84 @@ def test_brainage_cli_on_aseg_stats_with_etiv(run_cli, tmp_path):
     results = pd.read_csv(out / "results.tsv", sep="\t")
     assert set(results["augmentation"]) == {"none", "ensemble"}
     assert len(results) == 2 * 3 + 2 * 2  # and the mean/median baselines, unaugmented
+
+
+def _freesurfer_files(tmp_path, n_subjects=60, n_test=20):
+    from harness.brainage.synthetic import write_freesurfer_example
+
+    return write_freesurfer_example(tmp_path / "fs", n_subjects=n_subjects, n_test=n_test)
+
+
+def test_brainage_cli_one_table_with_a_test_table(run_cli, tmp_path):
+    fs = _freesurfer_files(tmp_path)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        "brainage", "--table", fs / "aseg_train.tsv", "--participants", fs / "participants.tsv",
+        "--test", fs / "aseg_test.tsv", "--test-participants", fs / "participants.tsv",
+        "--out", out, "--regressors", "ridge,svr", "--param", "svr.C=100", "--normalize-icv",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "not used as features" in stdout and "age column: age" in stdout
+    assert "ratio: BrainSegVol-to-eTIV" in stdout
+    assert "ICV normalisation: etiv (column EstimatedTotalIntraCranialVol)" in stdout
+    assert "held-out test table: 40 training, 20 test subjects" in stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["config"]["icv_normalization"] == "etiv"
+    assert manifest["config"]["icv_source"] == "etiv (column EstimatedTotalIntraCranialVol)"
+    assert manifest["config"]["regressor_params"] == {"svr": {"C": 100}}
+    assert "age" not in manifest["data"]["regions"] and len(manifest["data"]["regions"]) == 24
+    assert manifest["data"]["excluded_columns"]["age"] == "age column"
+    assert manifest["evaluation"]["n_test"] == 20
+    evaluation = pd.read_csv(out / "evaluation.tsv", sep="\t")
+    assert set(evaluation["regressor"]) == {"ridge", "svr", "mean", "median"}
+    assert set(evaluation["n_subjects"]) == {20}
+    for baseline in ("mean", "median"):
+        assert baseline in stdout
+    predictions = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"subject": str})
+    assert sorted(set(predictions["subject"])) == [f"{i:04d}" for i in range(41, 61)]
+    assert [str(f) for f in audit(out)] == []
+
+
+def test_brainage_cli_auto_icv_says_it_used_the_sum(run_cli, tmp_path):
+    fs = _freesurfer_files(tmp_path, 30, 0)
+    table = pd.read_csv(fs / "aseg_train.tsv", sep="\t").drop(
+        columns=["EstimatedTotalIntraCranialVol"]
+    )
+    table.to_csv(fs / "no_etiv.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        "brainage", "--table", fs / "no_etiv.tsv", "--participants", fs / "participants.tsv",
+        "--out", out, "--regressors", "ridge", "--splits", "3", "--normalize-icv", "--split",
+        "0.3", "--stratify-site",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "ICV normalisation: sum (" in stdout and "auto: the input has no eTIV" in stdout
+    assert "one stratified split, 0.3 of 30 subjects held out" in stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["icv_normalization"] == "sum"
+    assert "auto" in manifest["config"]["icv_source"]
+    code, _, err = run_cli(
+        "brainage", "--table", fs / "no_etiv.tsv", "--participants", fs / "participants.tsv",
+        "--out", tmp_path / "o2", "--normalize-icv", "--icv-source", "etiv",
+    )  # fmt: skip
+    assert code == 2 and "needs aseg.stats" in err and "--icv-column" in err
+
+
+def test_brainage_cli_bad_table_input_exits_2(run_cli, tmp_path):
+    fs = _freesurfer_files(tmp_path, 30, 10)
+    base = ["brainage", "--table", fs / "aseg_train.tsv", "--participants",
+            fs / "participants.tsv", "--out", tmp_path / "o"]  # fmt: skip
+    cases = [
+        (["--include-columns", "age"], "cannot be a feature"),
+        (["--features", "Left-Nowhere"], "match no column"),
+        (["--param", "svr.gamma_typo=1", "--regressors", "svr"], "has no parameter"),
+        (["--param", "ridge.alpha=1", "--regressors", "svr"], "not among the regressors"),
+        (["--test", fs / "aseg_test.tsv", "--split", "0.2"], "not both"),
+        (["--test", fs / "aseg_train.tsv"], "in both the training and the test table"),
+        (["--age-column", "years"], "age column 'years' not found"),
+        (["--split", "2"], "split must be a fraction"),
+    ]
+    for extra, message in cases:
+        code, _, err = run_cli(*base, *extra)
+        assert code == 2, (extra, err)
+        assert message in err and "Traceback" not in err, (extra, err)

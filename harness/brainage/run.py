@@ -129,6 +129,7 @@ def evaluate_data(
         "test_fraction": config.test_fraction if config.evaluation is Evaluation.SPLIT else None,
         "stratify_site": stratify_site,
         "tune": config.tune,
+        "tuning": result.tuning.to_dict("records"),
         "baselines": ["mean", "median"],
         "features": list(data.regions),
         "excluded_columns": dict(data.excluded),

@@ -202,8 +202,9 @@ def select_features(
         if c not in chosen
     }
     if not chosen:
+        candidates = [c for c in excluded if c not in roles]
         raise InputError(
-            f"{source}: no feature columns: none of the numeric columns {list(excluded)[:12]} is "
+            f"{source}: no feature columns: none of the numeric columns {candidates[:12]} is "
             "a FreeSurfer region name (aseg/aparc spellings); declare features with "
             "--features COLS|FILE or add columns with --include-columns COLS"
         )
@@ -260,7 +261,7 @@ def _join(tables: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
 
 def _same(a: pd.Series, b: pd.Series) -> bool:
     if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
-        return bool(np.allclose(a.to_numpy(float), b.to_numpy(float), equal_nan=True))
+        return bool(np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-9, atol=0, equal_nan=True))
     return bool((a.astype(str) == b.astype(str)).all())
 
 

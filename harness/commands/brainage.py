@@ -60,7 +60,7 @@ from harness.commands.options import OutputDir, threads_option
 @click.option(
     "--test-participants",
     type=click.Path(dir_okay=False),
-    help="Ages of the --test subjects, when the test table has none.",
+    help="Ages of the --test subjects [default: --participants].",
 )
 @click.option(
     "--split",
@@ -193,7 +193,7 @@ def brainage(
         data = read_table(table, participants, spec, columns)
         if test:
             test_spec = FeatureSpec(features=data.regions)
-            test_data = read_table(test, test_participants, test_spec, columns)
+            test_data = read_table(test, test_participants or participants, test_spec, columns)
     elif tables:
         data = read_member_tables(tables, participants, spec, columns)
     elif ensemble:
