@@ -67,7 +67,7 @@ def test_asegstats2table_with_bids_participants(tmp_path):
     assert data.icv_source == "column EstimatedTotalIntraCranialVol"
     assert data.excluded == {
         "BrainSegVol": "whole-brain measure",
-        "EstimatedTotalIntraCranialVol": "icv column",
+        "EstimatedTotalIntraCranialVol": "ICV column",
         "BrainSegVol-to-eTIV": "ratio",
         "age": "age column",
     }

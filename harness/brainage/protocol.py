@@ -246,7 +246,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     err = y_pred - y_true
     ss_tot = np.sum((y_true - y_true.mean()) ** 2)
     r = np.nan
-    if y_true.std() > 0 and y_pred.std() > 0:
+    if np.ptp(y_true) > 0 and np.ptp(y_pred) > 0:
         r = float(np.corrcoef(y_true, y_pred)[0, 1])
     return {
         "mae": float(np.mean(np.abs(err))),

@@ -73,8 +73,9 @@ def synthetic_freesurfer_table(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A cohort as FreeSurfer users have it: an ``asegstats2table``-style table and participants.
 
-    Volumes are those of :func:`synthetic_data` (one member) scaled by a per-subject head size
-    ``h ~ N(1, 0.1)``; ``EstimatedTotalIntraCranialVol = 1.5e6 h (1 + 0.02 z)``, plus the
+    Volumes are those of :func:`synthetic_data` (one member, 10% subject-specific anatomy) scaled
+    by a per-subject head size ``h ~ N(1, 0.1)``;
+    ``EstimatedTotalIntraCranialVol = 1.5e6 h (1 + 0.02 z)``, plus the
     whole-brain ``BrainSegVol`` and the ratio ``BrainSegVol-to-eTIV`` that asegstats2table
     writes. Sites shift every volume by a few percent (a scanner effect).
 
@@ -86,7 +87,7 @@ def synthetic_freesurfer_table(
         BIDS ``participant_id``, ``age``, ``sex``, ``site``.
     """
     rng = np.random.default_rng([seed, 17])
-    data = synthetic_data(n_subjects, n_regions, n_members=0, seed=seed)
+    data = synthetic_data(n_subjects, n_regions, n_members=0, subject_noise=0.1, seed=seed)
     head = np.clip(rng.normal(1.0, 0.1, n_subjects), 0.7, 1.3)
     site = rng.integers(0, n_sites, n_subjects)
     site_effect = 1 + 0.03 * (site - (n_sites - 1) / 2)

@@ -142,6 +142,9 @@ class FeatureSelection:
         return f"{text}; not used as features ({'; '.join(parts)})"
 
 
+_ROLE_LABELS = {"icv": "ICV"}
+
+
 def _resolve(patterns: tuple[str, ...], columns: list[str], what: str, source: str) -> list[str]:
     chosen: list[str] = []
     unmatched = []
@@ -197,7 +200,7 @@ def select_features(
     if not_numeric:
         raise InputError(f"{source}: feature columns must be numeric; {not_numeric} are not")
     excluded = {
-        c: f"{roles[c]} column" if c in roles else classify_column(c).value
+        c: f"{_ROLE_LABELS.get(roles[c], roles[c])} column" if c in roles else classify_column(c).value
         for c in numeric
         if c not in chosen
     }
