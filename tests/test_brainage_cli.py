@@ -138,9 +138,12 @@ def test_brainage_cli_auto_icv_says_it_used_the_sum(run_cli, tmp_path):
     code, stdout, err = run_cli(
         "brainage", "--table", fs / "no_etiv.tsv", "--participants", fs / "participants.tsv",
         "--out", out, "--regressors", "ridge", "--splits", "3", "--normalize-icv", "--split",
-        "0.3", "--stratify-site",
+        "0.3", "--stratify-site", "--tune",
     )  # fmt: skip
     assert code == 0, err
+    tuning = pd.read_csv(out / "tuning.tsv", sep="\t")
+    assert list(tuning["regressor"]) == ["ridge"] and json.loads(tuning["params"][0])["alpha"] > 0
+    assert [str(f) for f in audit(out)] == []
     assert "ICV normalisation: sum (" in stdout and "auto: the input has no eTIV" in stdout
     assert "one stratified split, 0.3 of 30 subjects held out" in stdout
     manifest = json.loads((out / "manifest.json").read_text())
@@ -166,6 +169,7 @@ def test_brainage_cli_bad_table_input_exits_2(run_cli, tmp_path):
         (["--test", fs / "aseg_train.tsv"], "in both the training and the test table"),
         (["--age-column", "years"], "age column 'years' not found"),
         (["--split", "2"], "split must be a fraction"),
+        (["--icv-source", "sum"], "applies only with --normalize-icv"),
     ]
     for extra, message in cases:
         code, _, err = run_cli(*base, *extra)

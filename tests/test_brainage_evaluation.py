@@ -73,7 +73,9 @@ def test_holdout_split_is_stratified_and_disjoint():
     sites = np.array(["a", "b"] * 50)
     [(train, test)] = holdout_split(ages, 0.2, seed=0, sites=sites)
     assert len(test) == 20 and not set(train) & set(test) and len(train) + len(test) == 100
-    assert np.bincount(np.searchsorted(np.quantile(ages, [0.2, 0.4, 0.6, 0.8]), ages[test])).min() >= 3
+    assert (
+        np.bincount(np.searchsorted(np.quantile(ages, [0.2, 0.4, 0.6, 0.8]), ages[test])).min() >= 3
+    )
     assert sorted(np.unique(sites[test], return_counts=True)[1]) == [10, 10]
     with pytest.raises(InputError, match="split must be a fraction"):
         ProtocolConfig(evaluation=Evaluation.SPLIT, test_fraction=1.5).validate(100)
@@ -83,11 +85,14 @@ def test_params_are_validated_and_used(one_table):
     assert parse_params(["ridge.alpha=1e3"], ["ridge"]) == {"ridge": {"alpha": 1000.0}}
     with pytest.raises(InputError, match=r"Ridge has no parameter 'C'; valid: \['alpha'"):
         parse_params(["ridge.C=1"], ["ridge"])
-    strong = ProtocolConfig(regressors=RIDGE, n_splits=4, regressor_params={"ridge": {"alpha": 1e6}})
+    strong = ProtocolConfig(
+        regressors=RIDGE, n_splits=4, regressor_params={"ridge": {"alpha": 1e6}}
+    )
     weak = ProtocolConfig(regressors=RIDGE, n_splits=4)
     maes = [
         run_protocol(one_table.volumes, one_table.ages, one_table.subjects, c, False)
-        .results.query("regressor == 'ridge'")["mae"].mean()
+        .results.query("regressor == 'ridge'")["mae"]
+        .mean()
         for c in (strong, weak)
     ]
     assert maes[0] > maes[1] + 1  # a huge penalty shrinks ridge to the mean
@@ -116,8 +121,13 @@ def test_no_leakage_a_test_only_age_column_does_not_help():
 
 def test_every_fit_sees_training_subjects_only(monkeypatch):
     train, test = _train_test(40, 20, seed=1)
-    test_rows = {tuple(np.round(r, 9)) for r in (test[[c for c in test.columns if c.startswith(
-        ("Left-", "Right-"))]].to_numpy() / test[["EstimatedTotalIntraCranialVol"]].to_numpy())}
+    test_rows = {
+        tuple(np.round(r, 9))
+        for r in (
+            test[[c for c in test.columns if c.startswith(("Left-", "Right-"))]].to_numpy()
+            / test[["EstimatedTotalIntraCranialVol"]].to_numpy()
+        )
+    }
     seen = []
     original = BrainAgeRegressor.fit
 

@@ -69,7 +69,9 @@ class BrainAgeResults:
         """
         name = RegressorKind.parse(regressor).value
         if name not in self.models:
-            raise InputError(f"regressor must be one of the fitted {sorted(self.models)}, got {regressor!r}")
+            raise InputError(
+                f"regressor must be one of the fitted {sorted(self.models)}, got {regressor!r}"
+            )
         if not isinstance(frame, pd.DataFrame):
             raise InputError(
                 f"predict needs a DataFrame with the feature columns {list(self.features)[:5]}..., "

@@ -96,7 +96,9 @@ def describe_icv(
         return "none (volumes as given)"
     if applied is IcvNormalization.ETIV:
         return f"etiv ({source or 'eTIV'})"
-    text = f"sum (divided by the sum of the {n_features} feature columns, not an intracranial volume"
+    text = (
+        f"sum (divided by the sum of the {n_features} feature columns, not an intracranial volume"
+    )
     if requested is IcvNormalization.AUTO:
         text += "; auto: the input has no eTIV measure or ICV column"
     return text + ")"

@@ -448,7 +448,9 @@ def tune_params(
     grid = {k: v for k, v in TUNING_GRIDS.get(kind, {}).items() if k not in fixed}
     if not grid:
         return fixed, float("nan")
-    candidates = [fixed | dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
+    candidates = [
+        fixed | dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())
+    ]
     folds = min(config.tune_folds, len(y))
     search = GridSearchCV(
         BrainAgeRegressor(kind=kind.value, random_state=config.seed),

@@ -71,7 +71,9 @@ def _test_cube(train: BrainAgeData, test: BrainAgeData, train_features, applied)
             f"e.g. {shared[:5]}: a held-out test set must not share subjects"
         )
     if applied is IcvNormalization.ETIV and test.etiv is None:
-        raise InputError("test table has no ICV column, but the training features are eTIV-normalised")
+        raise InputError(
+            "test table has no ICV column, but the training features are eTIV-normalised"
+        )
     order = [test.regions.index(r) for r in train.regions]
     test_features, _ = build_features(test.volumes[:, :, order], applied, test.etiv)
     n_members, n_train, n_regions = train_features.shape

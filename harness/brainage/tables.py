@@ -190,7 +190,9 @@ def select_features(
         chosen = _resolve(spec.features, columns, "features", source)
     else:
         chosen = [c for c in numeric if c not in roles and classify_column(c) is ColumnRole.REGION]
-    chosen += [c for c in _resolve(spec.include, columns, "include_columns", source) if c not in chosen]
+    chosen += [
+        c for c in _resolve(spec.include, columns, "include_columns", source) if c not in chosen
+    ]
     age = [c for c in chosen if roles.get(c) in ("age", "subject")]
     if age:
         raise InputError(
@@ -200,7 +202,9 @@ def select_features(
     if not_numeric:
         raise InputError(f"{source}: feature columns must be numeric; {not_numeric} are not")
     excluded = {
-        c: f"{_ROLE_LABELS.get(roles[c], roles[c])} column" if c in roles else classify_column(c).value
+        c: f"{_ROLE_LABELS.get(roles[c], roles[c])} column"
+        if c in roles
+        else classify_column(c).value
         for c in numeric
         if c not in chosen
     }
@@ -250,7 +254,9 @@ def _join(tables: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     for name, frame in tables[1:]:
         if set(frame.index) != set(joined.index):
             diff = sorted(set(frame.index) ^ set(joined.index))[:5]
-            raise InputError(f"tables {name0} and {name} must have the same subjects; differ in {diff}")
+            raise InputError(
+                f"tables {name0} and {name} must have the same subjects; differ in {diff}"
+            )
         frame = frame.reindex(joined.index)
         for column in [c for c in frame.columns if c in joined.columns]:
             if not _same(joined[column], frame[column]):
@@ -264,7 +270,9 @@ def _join(tables: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
 
 def _same(a: pd.Series, b: pd.Series) -> bool:
     if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
-        return bool(np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-9, atol=0, equal_nan=True))
+        return bool(
+            np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-9, atol=0, equal_nan=True)
+        )
     return bool((a.astype(str) == b.astype(str)).all())
 
 
@@ -277,7 +285,10 @@ def read_wide(
     added for the table's subjects (shared columns must agree).
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    tables = [(str(p), index_by_subject(read_delimited(p, "table"), columns.subject, str(p))) for p in paths]
+    tables = [
+        (str(p), index_by_subject(read_delimited(p, "table"), columns.subject, str(p)))
+        for p in paths
+    ]
     frame = _join(tables)
     if participants is not None:
         people = index_by_subject(
@@ -320,7 +331,9 @@ def metadata_roles(
     return roles
 
 
-def finite_column(frame: pd.DataFrame, column: str, source: str, positive: bool = False) -> np.ndarray:
+def finite_column(
+    frame: pd.DataFrame, column: str, source: str, positive: bool = False
+) -> np.ndarray:
     """``frame[column]`` as floats; :class:`InputError` naming the subjects where it is not finite."""
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(values) | ((values <= 0) if positive else False)

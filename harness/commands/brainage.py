@@ -171,6 +171,9 @@ def brainage(
         raise InputError("--test-participants applies only to --test")
     if test and split is not None:
         raise InputError("give --test or --split, not both")
+    explicit_icv = click.get_current_context().get_parameter_source("icv_source")
+    if not normalize_icv and explicit_icv is click.core.ParameterSource.COMMANDLINE:
+        raise InputError("--icv-source applies only with --normalize-icv")
     for name, value in (
         ("--max-combinations", max_combinations),
         ("--n-estimators", n_estimators),
