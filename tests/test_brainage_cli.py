@@ -175,3 +175,30 @@ def test_brainage_cli_bad_table_input_exits_2(run_cli, tmp_path):
         code, _, err = run_cli(*base, *extra)
         assert code == 2, (extra, err)
         assert message in err and "Traceback" not in err, (extra, err)
+
+
+def test_brainage_cli_members_with_a_test_table(run_cli, tmp_path):
+    data = synthetic_data(n_subjects=40, n_regions=4, n_members=2, seed=6)
+    tables = write_member_tables(data, tmp_path / "t")
+    parts = pd.read_csv(tables / "participants.tsv", sep="\t")
+    held_out = pd.read_csv(tables / "baseline.tsv", sep="\t").iloc[30:]
+    for name in ("baseline", "seed-01", "seed-02"):  # train on the first 30 subjects only
+        frame = pd.read_csv(tables / f"{name}.tsv", sep="\t")
+        frame.iloc[:30].to_csv(tables / f"{name}.tsv", sep="\t", index=False)
+    parts.iloc[:30].to_csv(tables / "participants.tsv", sep="\t", index=False)
+    held_out.to_csv(tmp_path / "test.tsv", sep="\t", index=False)
+    parts.iloc[30:].to_csv(tmp_path / "test_participants.tsv", sep="\t", index=False)
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        "brainage", "--tables", tables, "--participants", tables / "participants.tsv",
+        "--test", tmp_path / "test.tsv", "--test-participants", tmp_path / "test_participants.tsv",
+        "--out", out, "--regressors", "ridge", "--max-combinations", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    predictions = pd.read_csv(out / "predictions.tsv", sep="\t")
+    arms = predictions.groupby(["regressor", "augmentation", "k"])["subject"].apply(set)
+    assert len(set(map(frozenset, arms))) == 1  # every arm on the same 10 test subjects
+    assert len(arms.iloc[0]) == 10 and {"none", "ensemble", "gaussian"} <= set(
+        predictions["augmentation"]
+    )
+    assert "held-out test table: 30 training, 10 test subjects" in stdout

@@ -55,7 +55,7 @@ from harness.commands.options import OutputDir, threads_option
     "test",
     multiple=True,
     type=click.Path(dir_okay=False),
-    help="Held-out test table(s), same columns as --table; train on all of --table.",
+    help="Held-out test table(s), same feature columns; train on all of --table/--tables.",
 )
 @click.option(
     "--test-participants",
@@ -165,8 +165,8 @@ def brainage(
         raise InputError(f"--participants is required with {given[0]}")
     if factor and not ensemble:
         raise InputError("--factor applies only to --ensemble")
-    if test and not table:
-        raise InputError("--test needs the training data as --table")
+    if test and not (table or tables):
+        raise InputError("--test needs the training data as --table or --tables")
     if test_participants and not test:
         raise InputError("--test-participants applies only to --test")
     if test and split is not None:
@@ -194,15 +194,15 @@ def brainage(
     test_data = None
     if table:
         data = read_table(table, participants, spec, columns)
-        if test:
-            test_spec = FeatureSpec(features=data.regions)
-            test_data = read_table(test, test_participants or participants, test_spec, columns)
     elif tables:
         data = read_member_tables(tables, participants, spec, columns)
     elif ensemble:
         data = read_ensemble(ensemble, participants, factor)
     else:
         data = read_aseg_dir(aseg_stats, participants)
+    if test:
+        test_spec = FeatureSpec(features=data.regions)
+        test_data = read_table(test, test_participants or participants, test_spec, columns)
     evaluation = Evaluation.TEST if test else Evaluation.SPLIT if split is not None else Evaluation.KFOLD
     config = ProtocolConfig(
         regressors=kinds,
