@@ -115,13 +115,13 @@ def evaluate_data(
     requested = IcvNormalization.parse(normalization)
     features, applied = build_features(data.volumes, requested, data.etiv)
     icv = describe_icv(requested, applied, data.icv_source, len(data.regions))
+    config.validate(len(data.subjects))
     ages, subjects, splits, sites = data.ages, data.subjects, None, None
     if test is not None:
         features, splits = _test_cube(data, test, features, applied)
         ages = np.concatenate([data.ages, test.ages])
         subjects = (*data.subjects, *test.subjects)
     else:
-        config.validate(len(data.subjects))
         sites = _sites(data) if stratify_site else None
     result = run_protocol(features, ages, subjects, config, progress, splits=splits, sites=sites)
     info = {
@@ -189,8 +189,7 @@ def run_brainage(
     data = data.select_members(max_members)
     requested = IcvNormalization.parse(normalization)
     _, applied = build_features(data.volumes, requested, data.etiv)  # validate before work
-    if test is None:
-        config.validate(len(data.subjects))
+    config.validate(len(data.subjects))
     run = RunDir(out, kind=RunKind.BRAINAGE)
     run.start(
         "brainage",
