@@ -171,3 +171,15 @@ def test_member_tables_take_features_by_name_and_icv_from_a_column(tmp_path):
     assert data.icv_source == "column EstimatedTotalIntraCranialVol"
     assert "BrainSegVol-to-eTIV" in data.excluded
     assert sorted(data.metadata.columns) == ["sex", "site"]
+
+
+def test_space_separated_freesurfer_53_table(tmp_path):
+    table, participants = synthetic_freesurfer_table(n_subjects=10, n_regions=6, seed=4)
+    old = table.rename(columns={"Left-Thalamus": "Left-Thalamus-Proper",
+                                "Right-Thalamus": "Right-Thalamus-Proper"})  # fmt: skip
+    old.to_csv(tmp_path / "aseg53.txt", sep=" ", index=False)  # asegstats2table --delimiter space
+    participants.to_csv(tmp_path / "participants.tsv", sep="\t", index=False)
+    data = read_table(tmp_path / "aseg53.txt", tmp_path / "participants.tsv")
+    assert "Left-Thalamus-Proper" in data.regions and len(data.regions) == 6
+    np.testing.assert_allclose(data.volumes[0, :, data.regions.index("Left-Thalamus-Proper")],
+                               table["Left-Thalamus"])  # fmt: skip
