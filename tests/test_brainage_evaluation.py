@@ -151,6 +151,7 @@ def test_api_predict_checks_columns_by_name():
     result = evaluate_table(train, regressors=["ridge"], normalize_icv="auto", n_splits=3)
     assert result.icv.startswith("etiv (column EstimatedTotalIntraCranialVol")
     assert "age" not in result.features and result.excluded["age"] == "age column"
+    assert list(result.models["ridge"].feature_names_in_) == list(result.features)
     assert set(result.evaluation["regressor"]) == {"ridge", "mean", "median"}
     shuffled = test[list(reversed(test.columns))]
     np.testing.assert_allclose(result.predict(shuffled), result.predict(test))

@@ -89,7 +89,7 @@ from harness.commands.options import OutputDir, threads_option
     "--regressors",
     default="rf,svr,gb,ridge",
     show_default=True,
-    help="Comma-separated: rf,svr,gb,ridge,knn.",
+    help="Comma-separated: rf,svr,gb,ridge,knn (mean and median baselines always run).",
 )
 @click.option(
     "--max-members", type=int, default=None, help="Use only the first N perturbed members."
@@ -123,7 +123,8 @@ from harness.commands.options import OutputDir, threads_option
     type=click.Choice(["auto", "sum", "etiv"]),
     default="auto",
     show_default=True,
-    help="ICV proxy for --normalize-icv (auto: eTIV if every aseg.stats has it, else sum of regions).",
+    help="ICV for --normalize-icv (auto: eTIV from aseg.stats or an ICV column if present, else "
+    "the sum of the features; the output says which).",
 )
 @click.option(
     "--n-estimators", type=int, default=None, help="Trees of rf and gb (scikit-learn default 100)."
