@@ -177,12 +177,17 @@ def stratified_splits(
 def holdout_split(
     ages: np.ndarray, test_fraction: float, seed: int, n_bins: int = 5, sites=None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One train/test split of ``test_fraction`` of the subjects, stratified by age bin (and site)."""
-    labels = strata(ages, 2, n_bins, sites)
-    n_test = max(round(test_fraction * len(ages)), len(set(labels)))
-    if len(ages) - n_test < len(set(labels)):
-        labels = np.zeros(len(ages), dtype=int)
-        n_test = round(test_fraction * len(ages))
+    """One train/test split of ``round(test_fraction * S)`` subjects, stratified by age bin (and
+    site); coarser strata (age bins alone, then none) when the test set is smaller than the
+    number of strata."""
+    n_test = round(test_fraction * len(ages))
+    candidates = (strata(ages, 2, n_bins, sites), age_bins(ages, 2, n_bins))
+    labels = np.zeros(len(ages), dtype=int)
+    for option in candidates:
+        n_strata = len(set(option))
+        if n_test >= n_strata and len(ages) - n_test >= n_strata:
+            labels = option
+            break
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_test, random_state=seed)
     train, test = next(splitter.split(np.zeros(len(ages)), labels))
     return [(np.sort(train), np.sort(test))]
