@@ -125,6 +125,10 @@ def test_brainage_cli_one_table_with_a_test_table(run_cli, tmp_path):
         assert baseline in stdout
     predictions = pd.read_csv(out / "predictions.tsv", sep="\t", dtype={"subject": str})
     assert sorted(set(predictions["subject"])) == [f"{i:04d}" for i in range(41, 61)]
+    groups = pd.read_csv(out / "evaluation_by_group.tsv", sep="\t")
+    ridge = groups[(groups["regressor"] == "ridge") & (groups["group_by"] == "site")]
+    assert sorted(ridge["group"]) == ["site1", "site2"] and ridge["n_subjects"].sum() == 20
+    assert "test MAE by group" in stdout and "site=site1" in stdout
     assert [str(f) for f in audit(out)] == []
 
 

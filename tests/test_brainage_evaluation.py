@@ -8,7 +8,12 @@ import pandas as pd
 import pytest
 
 from harness.brainage import evaluate_table
-from harness.brainage.evaluation import age_bias, bootstrap_mae_interval, evaluate_predictions
+from harness.brainage.evaluation import (
+    age_bias,
+    bootstrap_mae_interval,
+    evaluate_by_group,
+    evaluate_predictions,
+)
 from harness.brainage.protocol import Evaluation, ProtocolConfig, holdout_split, run_protocol
 from harness.brainage.regressors import BrainAgeRegressor, RegressorKind, parse_params
 from harness.brainage.synthetic import synthetic_data, synthetic_freesurfer_table
@@ -41,6 +46,19 @@ def test_evaluate_predictions_pools_subjects():
     row = evaluate_predictions(frame, n_boot=200).iloc[0]
     assert row["n_subjects"] == 4 and row["mae"] == pytest.approx((5 + 2 + 1 + 10) / 4)
     assert row["r2"] == pytest.approx(1 - (25 + 4 + 1 + 100) / 2000)
+
+
+def test_evaluation_by_group_splits_subjects_by_metadata():
+    frame = pd.DataFrame({
+        "regressor": "ridge", "augmentation": "none", "k": 0, "split": 0,
+        "subject": ["a", "b", "c", "d"], "age": [20.0, 40.0, 60.0, 80.0],
+        "predicted": [25.0, 38.0, 61.0, 70.0],
+    })  # fmt: skip
+    meta = pd.DataFrame({"site": ["x", "x", "y", "y"]}, index=["a", "b", "c", "d"])
+    table = evaluate_by_group(frame, meta, n_boot=100).set_index("group")
+    assert table.loc["x", "mae"] == pytest.approx(3.5) and table.loc["y", "mae"] == 5.5
+    assert set(table["n_subjects"]) == {2} and set(table["group_by"]) == {"site"}
+    assert evaluate_by_group(frame, None).empty
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,8 @@ class BrainAgeResults:
     evaluation : DataFrame
         Pooled test metrics per (regressor, augmentation, k): MAE with its bootstrap interval,
         RMSE, r, R², age-bias slope; the ``mean`` and ``median`` baselines included.
-    summary, results, predictions : DataFrame
-        As summary.tsv, results.tsv, predictions.tsv of a run.
+    summary, results, predictions, by_group : DataFrame
+        As summary.tsv, results.tsv, predictions.tsv, evaluation_by_group.tsv of a run.
     features : tuple of str
         The feature columns, in model order.
     excluded : dict
@@ -57,6 +57,7 @@ class BrainAgeResults:
     icv_column: str | None
     models: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    by_group: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def predict(self, frame: pd.DataFrame, regressor: str = "ridge") -> np.ndarray:
         """Predicted ages of the rows of ``frame``, matched to the features by column name.
@@ -188,4 +189,5 @@ def evaluate_table(
         icv_column=icv_column,
         models=models,
         info=done.info,
+        by_group=done.by_group,
     )

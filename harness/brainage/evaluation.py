@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.brainage.protocol import regression_metrics
-from harness.runs.catalogue import BRAINAGE_EVALUATION
+from harness.runs.catalogue import BRAINAGE_EVALUATION, BRAINAGE_GROUPS
 
 _KEYS = ["regressor", "augmentation", "k"]
 
@@ -63,3 +63,21 @@ def evaluate_predictions(
             | {"bias_slope": slope, "bias_intercept": intercept}
         )
     return pd.DataFrame(rows, columns=list(BRAINAGE_EVALUATION.columns))
+
+
+def evaluate_by_group(
+    predictions: pd.DataFrame, metadata: pd.DataFrame | None, seed: int = 0, n_boot: int = 2000
+) -> pd.DataFrame:
+    """:func:`evaluate_predictions` per value of each metadata column (site, sex).
+
+    ``metadata`` is indexed by subject id; subjects without metadata are left out.
+    """
+    rows = []
+    for column in [] if metadata is None else metadata.columns:
+        groups = predictions["subject"].astype(str).map(metadata[column])
+        for value in sorted(groups.dropna().unique()):
+            table = evaluate_predictions(predictions[groups == value], seed, n_boot)
+            rows.append(table.assign(group_by=column, group=value))
+    if not rows:
+        return pd.DataFrame(columns=list(BRAINAGE_GROUPS.columns))
+    return pd.concat(rows, ignore_index=True)[list(BRAINAGE_GROUPS.columns)]

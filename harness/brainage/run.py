@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.brainage.evaluation import evaluate_predictions
+from harness.brainage.evaluation import evaluate_by_group, evaluate_predictions
 from harness.brainage.features import IcvNormalization, build_features, describe_icv
 from harness.brainage.io import BrainAgeData
 from harness.brainage.plots import plot_mae_vs_k, plot_predicted_vs_true
@@ -25,6 +25,7 @@ class Evaluated:
     result: ProtocolResult
     evaluation: pd.DataFrame
     comparison: pd.DataFrame
+    by_group: pd.DataFrame
     normalization: IcvNormalization
     icv: str
     info: dict = field(default_factory=dict)
@@ -138,10 +139,12 @@ def evaluate_data(
         "metadata": _metadata_counts(data),
         "test_metadata": _metadata_counts(test) if test is not None else {},
     }
+    metadata = [d.metadata for d in (data, test) if d is not None and d.metadata is not None]
     return Evaluated(
         result,
         evaluate_predictions(result.predictions, config.seed),
         compare_arms(result.predictions, config.seed),
+        evaluate_by_group(result.predictions, pd.concat(metadata) if metadata else None),
         applied,
         icv,
         info,
@@ -163,7 +166,8 @@ def run_brainage(
     predictions.tsv, evaluation.tsv (pooled MAE with bootstrap interval, R², age bias, with the
     mean/median baselines), comparison.tsv (paired per-subject comparison of the arms with the
     power to detect the anchor's effect, :mod:`harness.brainage.power`), tuning.tsv (with
-    ``config.tune``), figures/*.png and manifest.json under ``out``.
+    ``config.tune``), evaluation_by_group.tsv (per site and sex, when known), figures/*.png and
+    manifest.json under ``out``.
 
     Parameters
     ----------
@@ -229,6 +233,8 @@ def run_brainage(
         run.write_table(catalogue.BRAINAGE_COMPARISON, done.comparison)
         if config.tune:
             run.write_table(catalogue.BRAINAGE_TUNING, result.tuning)
+        if not done.by_group.empty:
+            run.write_table(catalogue.BRAINAGE_GROUPS, done.by_group)
         plot_mae_vs_k(result.summary, run.file(catalogue.MAE_FIGURE))
         plot_predicted_vs_true(result.predictions, run.file(catalogue.PREDICTED_FIGURE))
     run.finish(anchor_effect_years=ANCHOR_EFFECT, evaluation=done.info)

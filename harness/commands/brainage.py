@@ -269,3 +269,8 @@ def _echo_outcome(done, data, test_data, config) -> None:
     ]
     shown = table[["regressor", "augmentation", "k", "n_subjects", "mae [95% CI]", "r2", "bias_slope"]]
     click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if not done.by_group.empty:
+        groups = done.by_group.assign(group=done.by_group["group_by"] + "=" + done.by_group["group"])
+        mae = groups.pivot_table(index="regressor", columns="group", values="mae", sort=False)
+        click.echo("test MAE by group (evaluation_by_group.tsv):")
+        click.echo(mae.to_string(float_format=lambda v: f"{v:.2f}"))

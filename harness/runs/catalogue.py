@@ -271,6 +271,14 @@ BRAINAGE_EVALUATION = Artifact(
     description="pooled test predictions: MAE with 95% bootstrap interval over subjects, R^2, "
     "age-bias slope; the mean and median baselines beside the models",
 )  # fmt: skip
+BRAINAGE_GROUPS = Artifact(
+    "evaluation_by_group.tsv", FileFormat.TSV, _BRAINAGE,
+    keys=(*_RUN_KEYS, "group_by", "group"),
+    columns=(*_RUN_KEYS, "group_by", "group", "n_subjects", "mae", "mae_ci_low", "mae_ci_high",
+             "rmse", "r", "r2", "bias_slope", "bias_intercept"),
+    db=DbTable.METRICS,
+    description="evaluation.tsv per site and per sex of the test subjects",
+)  # fmt: skip
 BRAINAGE_TUNING = Artifact(
     "tuning.tsv", FileFormat.TSV, _BRAINAGE, keys=("regressor", "split"),
     columns=("regressor", "split", "params", "inner_mae"),
