@@ -52,7 +52,7 @@ def read_delimited(path: str | Path, what: str) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"{what} not found: {path}")
     try:
-        return pd.read_csv(path, sep=_separator(path), engine="python")
+        return pd.read_csv(path, sep=_separator(path))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{what} {path} is not a readable table: {exc}") from None
 
