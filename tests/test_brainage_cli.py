@@ -93,7 +93,7 @@ def test_brainage_cli_on_aseg_stats_with_etiv(run_cli, tmp_path):
 
 
 def _freesurfer_files(tmp_path, n_subjects=60, n_test=20):
-    from harness.brainage.synthetic import write_freesurfer_example
+    from harness.brainage.example import write_freesurfer_example
 
     return write_freesurfer_example(tmp_path / "fs", n_subjects=n_subjects, n_test=n_test)
 

@@ -14,11 +14,12 @@ from harness.brainage.evaluation import (
     evaluate_by_group,
     evaluate_predictions,
 )
+from harness.brainage.example import freesurfer_example_table
 from harness.brainage.protocol import Evaluation, ProtocolConfig, holdout_split, run_protocol
 from harness.brainage.regressors import BrainAgeRegressor, RegressorKind, parse_params
-from harness.brainage.synthetic import synthetic_data, synthetic_freesurfer_table
 from harness.brainage.tables import TableColumns
 from harness.errors import InputError
+from helpers.brainage import synthetic_data
 
 RIDGE = (RegressorKind.RIDGE,)
 
@@ -117,7 +118,7 @@ def test_params_are_validated_and_used(one_table):
 
 
 def _train_test(n_train=60, n_test=30, seed=0):
-    table, participants = synthetic_freesurfer_table(n_train + n_test, n_regions=6, seed=seed)
+    table, participants = freesurfer_example_table(n_train + n_test, n_regions=6, seed=seed)
     frame = table.merge(participants, left_on="Measure:volume", right_on="participant_id")
     frame = frame.drop(columns=["participant_id"])
     return frame.iloc[:n_train].reset_index(drop=True), frame.iloc[n_train:].reset_index(drop=True)

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.brainage.example import freesurfer_example_table
 from harness.brainage.io import read_member_tables, read_table
 from harness.brainage.regions import ColumnRole, classify_column, icv_column
-from harness.brainage.synthetic import synthetic_freesurfer_table
 from harness.brainage.tables import FeatureSpec, TableColumns, parse_column_list
 from harness.errors import InputError
 
@@ -48,7 +48,7 @@ def test_icv_column_preference():
 
 def _asegstats2table(tmp_path, n=30, seed=0):
     """The layout asegstats2table writes: 'Measure:volume' first, tab-separated, eTIV mixed in."""
-    table, participants = synthetic_freesurfer_table(n_subjects=n, n_regions=6, seed=seed)
+    table, participants = freesurfer_example_table(n_subjects=n, n_regions=6, seed=seed)
     table.to_csv(tmp_path / "aseg.tsv", sep="\t", index=False)
     participants.to_csv(tmp_path / "participants.tsv", sep="\t", index=False)
     return tmp_path / "aseg.tsv", tmp_path / "participants.tsv", table, participants
@@ -76,7 +76,7 @@ def test_asegstats2table_with_bids_participants(tmp_path):
 
 
 def test_raw_table_with_age_sex_site_ids_never_uses_them(tmp_path):
-    table, participants = synthetic_freesurfer_table(n_subjects=20, n_regions=4, seed=2)
+    table, participants = freesurfer_example_table(n_subjects=20, n_regions=4, seed=2)
     raw = table.rename(columns={"Measure:volume": "sub_id"}).drop(
         columns=["EstimatedTotalIntraCranialVol", "BrainSegVol", "BrainSegVol-to-eTIV"]
     )
@@ -161,7 +161,7 @@ def test_aseg_and_aparc_tables_join_on_subject(tmp_path):
 
 
 def test_member_tables_take_features_by_name_and_icv_from_a_column(tmp_path):
-    table, participants = synthetic_freesurfer_table(n_subjects=12, n_regions=4, seed=3)
+    table, participants = freesurfer_example_table(n_subjects=12, n_regions=4, seed=3)
     table = table.rename(columns={"Measure:volume": "participant_id"})
     (tmp_path / "t").mkdir()
     table.to_csv(tmp_path / "t" / "baseline.tsv", sep="\t", index=False)
@@ -174,7 +174,7 @@ def test_member_tables_take_features_by_name_and_icv_from_a_column(tmp_path):
 
 
 def test_space_separated_freesurfer_53_table(tmp_path):
-    table, participants = synthetic_freesurfer_table(n_subjects=10, n_regions=6, seed=4)
+    table, participants = freesurfer_example_table(n_subjects=10, n_regions=6, seed=4)
     old = table.rename(columns={"Left-Thalamus": "Left-Thalamus-Proper",
                                 "Right-Thalamus": "Right-Thalamus-Proper"})  # fmt: skip
     old.to_csv(tmp_path / "aseg53.txt", sep=" ", index=False)  # asegstats2table --delimiter space

@@ -223,7 +223,7 @@ def brainage(
         data,
         out,
         config,
-        normalization=icv_source if normalize_icv else "none",
+        normalization=icv_source if normalize_icv else IcvNormalization.NONE,
         max_members=max_members,
         inputs={
             "source": given[0].lstrip("-"),
