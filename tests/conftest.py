@@ -20,6 +20,23 @@ from harness.threads import THREAD_ENV  # noqa: E402
 requires_cuda = pytest.mark.cuda
 
 
+@pytest.fixture(scope="session")
+def nvcc():
+    """Path of nvcc (CUDA's compiler; no GPU needed): skips without it, fails when CI is set."""
+    import shutil
+
+    path = shutil.which("nvcc")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "CI is set but nvcc is not on PATH: the CUDA sources must compile in CI "
+                "(install the CUDA toolkit, nvcc 13)",
+                pytrace=False,
+            )
+        pytest.skip("nvcc not on PATH (install the CUDA toolkit; with CI set this fails)")
+    return path
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Call ``harness.cli.main`` in-process and return (exit code, stdout, stderr)."""

@@ -143,10 +143,8 @@ def test_sr_equals_reference_on_its_uniforms(device, wide, dtype, t):
     assert _same(got, want), _mismatches(got, want, x)
 
 
-def test_uniforms_cover_the_unit_interval_evenly():
-    device = "cuda" if triton_kernels.AVAILABLE else "cpu"
-    if device == "cpu" and not triton_kernels.INTERPRETED:
-        pytest.skip(NO_INTERPRETER)
+@pytest.mark.parametrize("device", DEVICES)
+def test_uniforms_cover_the_unit_interval_evenly(device):
     u = triton_kernels.uniforms(1 << 16, 77, device).double().cpu()
     assert u.min() >= 0 and u.max() <= 1
     counts = torch.histc(u, bins=32, min=0, max=1)
