@@ -106,3 +106,18 @@ def test_ensemble_script_dry_run_on_cpu(tmp_path):
         names = archive.getnames()
     assert "analysis/region_summary.tsv" in names and "manifest.json" in names
     assert json.loads((out / "environment.json").read_text())
+
+
+def test_ratio_table_reads_cuda_records(tmp_path):
+    # the committed CPU records relabelled as CUDA ones: the rows a GPU run fills
+    paths = []
+    for path in map(Path, _cpu_results()):
+        data = json.loads(path.read_text())
+        for record in data["benchmarks"]:
+            record["extra_info"]["device"] = "cuda"
+        paths.append(tmp_path / path.name)
+        paths[-1].write_text(json.dumps(data))
+    rows = _rows(_ratios("--device", "cuda", *map(str, paths)))
+    assert rows["own ieee conv / cuDNN fp32 (TF32 off)"][1].endswith("x")
+    measured = [name for name, cells in rows.items() if cells[1] != "not measured"]
+    assert len(measured) == len(rows) == 10

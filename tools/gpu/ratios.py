@@ -27,11 +27,13 @@ def load(paths: list[Path]) -> dict[str, list[dict]]:
     for path in paths:
         for record in json.loads(Path(path).read_text()).get("benchmarks", []):
             info = record.get("extra_info", {})
-            if "ratio_vs_ieee" in info:
+            if "min" not in record.get("stats", {}) or "device" not in info:
+                continue
+            if {"ratio_vs_ieee", "mode", "shape"} <= info.keys():
                 suites["perturb"].append(record)
-            elif "op" in info:
+            elif {"op", "case", "shape", "implementation", "mode"} <= info.keys():
                 suites["kernels"].append(record)
-            elif "probe" in info:
+            elif {"probe", "model", "batch"} <= info.keys():
                 suites["introspect"].append(record)
     return suites
 
