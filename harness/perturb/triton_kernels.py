@@ -23,6 +23,7 @@ from enum import Enum
 
 import torch
 
+from harness.enums import parse_enum
 from harness.errors import InputError, MissingDependencyError
 
 try:  # pragma: no cover - Triton is optional
@@ -58,11 +59,7 @@ class TritonUse(Enum):
             return value
         if isinstance(value, bool):
             return cls.CUDA if value else cls.OFF
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            names = ", ".join(repr(u.value) for u in cls)
-            raise InputError(f"triton must be one of {names}, got {value!r}") from None
+        return parse_enum(cls, value, "triton")
 
 
 if IMPORTED:
