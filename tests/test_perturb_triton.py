@@ -287,3 +287,33 @@ def test_triton_option_is_parsed_and_checked(monkeypatch):
     monkeypatch.setattr(triton_kernels, "INTERPRETED", False)
     with pytest.raises(InputError, match="TRITON_INTERPRET=1"):
         StochasticArithmetic("sr", triton="interpret")
+
+
+# ----------------------------------------------------------------------------- compiled for sm_90
+def test_kernels_compile_for_sm90_and_round_as_their_references():
+    """Every launch variant compiled for sm_90 (no GPU needed), and its PTX checked: no fma
+    contraction, IEEE divisions, no flushing of subnormals (the floor of a non-negative quotient,
+    ``cvt.rmi.ftz``, is the one exception: a subnormal quotient floors to 0 either way)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("triton_ptx.py")
+    root = str(script.parent.parent)  # this checkout's harness, not an installed one
+    path = os.pathsep.join(
+        [root] + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ else [])
+    )
+    env = {**os.environ, "TRITON_INTERPRET": "0", "PYTHONPATH": path}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            env=env, cwd=script.parent.parent)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(report) == 2 * (2 + len(triton_kernels._UD_LAYOUT) + len(triton_kernels.SR_PAIRS))
+    for name, ops in report.items():
+        assert not [op for op in ops if op.startswith("fma")], (name, ops)
+        assert not [op for op in ops if op.startswith("div") and not op.startswith("div.rn")], name
+        assert not [op for op in ops if "ftz" in op and op != "cvt.rmi.ftz.f32.f32"], (name, ops)
+    assert all("div.rn.f64" in ops for name, ops in report.items() if name.startswith("sr-float64"))
+    assert all("div.rn.f32" in ops for name, ops in report.items() if name.startswith("sr-float32"))

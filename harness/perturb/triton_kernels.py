@@ -37,6 +37,10 @@ except ImportError:  # pragma: no cover
 IMPORTED = triton is not None
 
 _BLOCK = 1024
+#: launch options of every kernel: no contraction of a*b + c into fma, so that each kernel rounds
+#: exactly where its reference does (rr's ``xi = u - 1/2`` would otherwise fuse into tl.rand's
+#: final product)
+_OPTIONS = {"enable_fp_fusion": False}
 
 
 class TritonUse(Enum):
@@ -184,7 +188,7 @@ def uniforms(n: int, seed: int, device: torch.device | str) -> torch.Tensor:
     out = torch.empty(n, dtype=torch.float32, device=device)
     if not _runs_on(out):
         raise InputError(f"the Triton kernels cannot run on {out.device} in this process")
-    _uniform_kernel[_grid(n)](out, n, seed, BLOCK=_BLOCK)
+    _uniform_kernel[_grid(n)](out, n, seed, BLOCK=_BLOCK, **_OPTIONS)
     return out
 
 
@@ -193,7 +197,7 @@ def random_rounding_(y: torch.Tensor, t: int, seed: int) -> bool:
     if not (IMPORTED and y.dtype == torch.float32 and _runs_on(y)):
         return False
     n = y.numel()
-    _rr_fp32_kernel[_grid(n)](y, n, seed, 2.0 ** (1 - t), BLOCK=_BLOCK)
+    _rr_fp32_kernel[_grid(n)](y, n, seed, 2.0 ** (1 - t), BLOCK=_BLOCK, **_OPTIONS)
     return True
 
 
@@ -212,7 +216,9 @@ def up_down_(y: torch.Tensor, seed: int) -> bool:
     bits = y.view(int_dtype)
     int_tl = tl.int32 if int_dtype == torch.int32 else tl.int16
     n = y.numel()
-    _ud_kernel[_grid(n)](bits, n, seed, MAG=magnitude, INF=inf, INT=int_tl, BLOCK=_BLOCK)
+    _ud_kernel[_grid(n)](
+        bits, n, seed, MAG=magnitude, INF=inf, INT=int_tl, BLOCK=_BLOCK, **_OPTIONS
+    )
     return True
 
 
@@ -249,5 +255,6 @@ def stochastic_rounding(
         TOP=top,
         INT=getattr(tl, int_name),
         BLOCK=_BLOCK,
+        **_OPTIONS,
     )
     return out
