@@ -3,7 +3,7 @@
 # small synthetic cohort -- the baseline, 2 seed members and 2 mca-sr members -- and its analysis,
 # with the number of epochs chosen at run time from measured epoch times so that the whole script
 # fits BUDGET_S. Run from the repository root:
-#   run(command="bash tools/gpu/run_ensemble.sh", carry=[".whl", ".gpu-cohort"], timeout_s=300)
+#   run(command="bash tools/gpu/run_ensemble.sh", carry=[".whl-ens", ".gpu-cohort"], timeout_s=300)
 # after tools/gpu/fetch_wheels.sh (wheels, and the cohort synthesised beforehand: at grid 256 a
 # subject takes about a minute of one CPU core, too much of this budget).
 # Writes into $OUT: ensemble.log, sizing.json (measured epoch times, chosen epochs),
@@ -33,9 +33,10 @@ MCA=2
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/ensemble.log") 2>&1
 
-if compgen -G ".whl/*.whl" >/dev/null; then
+WHEELS=${WHEELS:-.whl-ens}
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl
+        --target /tmp/site "$WHEELS"/*.whl
     export PYTHONPATH=/tmp/site:$PWD
 else
     export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
