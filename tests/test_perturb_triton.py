@@ -245,17 +245,18 @@ def test_unsupported_inputs_are_left_to_the_fallback(device):
 
 
 # ----------------------------------------------------------------------------- engine
-@pytest.mark.skipif(not triton_kernels.INTERPRETED, reason=NO_INTERPRETER)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["ud", "sr", "rr"])
-def test_engine_sends_cpu_tensors_through_the_interpreter(mode):
+def test_engine_sends_tensors_through_the_kernels(device, mode):
     g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(300, generator=g), torch.randn(300, generator=g)
+    a, b = torch.randn(300, generator=g).to(device), torch.randn(300, generator=g).to(device)
     wide = mode != "ud" and mode != "rr"
-    with StochasticArithmetic(mode, precision=12, seed=4, triton="interpret", wide=wide) as sa:
+    use = TritonUse.INTERPRET if device == "cpu" else TritonUse.CUDA
+    with StochasticArithmetic(mode, precision=12, seed=4, triton=use.value, wide=wide) as sa:
         got = a * b
-    assert sa.counter == 1 and sa.triton is TritonUse.INTERPRET
+    assert sa.counter == 1 and sa.triton is use
     key = KeyedStreams(4).kernel_seed(0)
-    u = triton_kernels.uniforms(300, key, "cpu")
+    u = triton_kernels.uniforms(300, key, device)
     if mode == "ud":
         want = rounding.up_down(a * b, u < 0.5)
     elif mode == "rr":
