@@ -5,7 +5,7 @@
 #   run(command="bash tools/gpu/run_checks.sh", carry=[".whl"], timeout_s=300)
 # after tools/gpu/fetch_wheels.sh. Writes into $OUT (at most 8 files): gpu.txt, checks.log,
 # cuda-tests.log, bench-{perturb,kernels,introspect}-gpu.json, ratios.md.
-# Knobs: OUT (gpu-out), BUDGET_S (285: the whole script), DEVICE (cuda; `DEVICE=cpu` is the dry
+# Knobs: OUT (gpu-out), BUDGET_S (285: the whole script), WHEELS (.whl), DEVICE (cuda; `DEVICE=cpu` is the dry
 # run of the flow on a CPU: every cuda test and case skips, the files are still written).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
@@ -21,9 +21,10 @@ BUILDS=()
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/checks.log") 2>&1
 
-if compgen -G ".whl/*.whl" >/dev/null; then
+WHEELS=${WHEELS:-.whl}
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 1
+        --target /tmp/site "$WHEELS"/*.whl || exit 1
     export PYTHONPATH=/tmp/site:$PWD
 else
     export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}

@@ -8,7 +8,7 @@
 # subject takes about a minute of one CPU core, too much of this budget).
 # Writes into $OUT: ensemble.log, sizing.json (measured epoch times, chosen epochs),
 # timings.json (per member), analysis.tar.gz (the ensemble's analysis folder), environment.json.
-# Knobs: OUT (gpu-ens), BUDGET_S (285), COHORT (.gpu-cohort/cohort; synthesised here when
+# Knobs: OUT (gpu-ens), BUDGET_S (285), WHEELS (.whl-ens), COHORT (.gpu-cohort/cohort; synthesised here when
 # absent), SUBJECTS (3), TRAIN (2), GRID (256), PRESET (full),
 # VIEWS (axial), SEED (0), RESERVE_S (40: kept for the analysis and the archive), MAX_EPOCHS (20),
 # DEVICE (cuda). `DEVICE=cpu PRESET=tiny GRID=24 BUDGET_S=60` is the dry run of the flow on a CPU.
