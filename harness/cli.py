@@ -40,7 +40,7 @@ SHORT_HELP: dict[str, str] = {
     "env": "Print the environment fingerprint as JSON.",
     "sweep": "Small CNN under each perturbation mode: significant bits of weights and loss.",
     "brainage": "Brain-age regression with ensemble members as training augmentation.",
-    "data": "Generate synthetic labelled cohorts; validate cohort directories.",
+    "data": "Synthetic cohorts; import FreeSurfer/BIDS data; validate cohort directories.",
     "results": "Results database (DuckDB): ingest run directories and benchmarks, query them.",
     "report": "Self-contained HTML report (and Markdown summary) of runs and benchmarks.",
     "compare": "Two result sets side by side: significant bits, throughput, Welch t-test.",
