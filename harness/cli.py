@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "introspect": "harness.commands.introspect:introspect",
     "kernels": "harness.commands.kernels:kernels",
     "train": "harness.commands.train:train",
+    "segment": "harness.commands.segment:segment",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
@@ -49,6 +50,7 @@ SHORT_HELP: dict[str, str] = {
     "introspect": "Per-group gradient/activation spectra during training (offline demos).",
     "kernels": "Instrumented kernels: validate harness's sr/rr against Verificarlo (image).",
     "train": "Train FastSurferCNN views on a cohort (optionally perturbed); resumable.",
+    "segment": "Segment a cohort or a scan (FastSurfer checkpoints), IEEE or perturbed samples.",
 }
 
 

@@ -351,3 +351,45 @@ def load_source_geometry(cohort: str | os.PathLike, subject: str) -> dict | None
 
     path = catalogue.SOURCE_GEOMETRY.path(cohort, subject=subject)
     return read_json(path) if path.exists() else None
+
+
+def scan_participant_id(scan: Path) -> str:
+    """A participant id from a scan's file name: ``sub-01_T1w.nii.gz`` -> ``sub-01``,
+    ``bert.mgz`` -> ``sub-bert``."""
+    stem = scan.name.split(".")[0]
+    entities = _entities(scan)
+    if "sub" in entities:
+        return participant_id_for(f"sub-{entities['sub']}")
+    return participant_id_for(stem.removesuffix("_T1w"))
+
+
+def import_scan(
+    scan: str | os.PathLike, out_dir: str | os.PathLike, *, options: ImportOptions | None = None
+) -> str:
+    """Import one T1 scan (no labels) as a one-subject cohort; returns its participant id."""
+    import pandas as pd
+
+    from harness.data.cohort import t1_path
+    from harness.data.io import save_volume
+    from harness.runs import RunDir, RunKind
+
+    scan = Path(scan)
+    options = ImportOptions(size=(options or ImportOptions()).size,
+                            voxel_size=(options or ImportOptions()).voxel_size, labels=False)  # fmt: skip
+    _check_options(options)
+    pid = scan_participant_id(scan)
+    subject = SourceSubject(scan.name, pid, scan, None, bids=_entities(scan))
+    if not scan.is_file():
+        raise InputError(f"--scan must be an existing file, got {str(scan)!r}")
+    run = RunDir(out_dir, kind=RunKind.COHORT)
+    run.start("segment --scan", {"scan": str(scan.resolve()), "size": options.size,
+                                 "voxel_size": options.voxel_size})  # fmt: skip
+    with run.failure_recorded():
+        result = conform_subject(subject, options)
+        save_volume(t1_path(run.path, pid), result["image"], result["affine"])
+        run.write_json(catalogue.SOURCE_GEOMETRY, result["source"] | {"layout": "scan"},
+                       subject=pid)  # fmt: skip
+        run.write_table(catalogue.PARTICIPANTS, pd.DataFrame([_covariates(pid, {})]))
+        run.write_table(catalogue.LABELS, fastsurfer_label_table())
+        run.finish(imported=1, skipped=0)
+    return pid
