@@ -151,3 +151,17 @@ def test_bad_segment_inputs_exit_2(tiny_cohort, tmp_path, run_cli, checkpoints, 
     code, _, err = run_cli("segment", "--out", tmp_path / "out", "--quiet", *args)
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "evil.pkl.ran").exists()
+
+
+def test_streaming_inference_equals_predict_labels(tiny_cohort, checkpoints):
+    from harness.models.checkpoints import load_model_checkpoint
+    from harness.segment.inference import predict_labels_streaming
+    from harness.train.predict import predict_labels
+
+    image = np.asarray(nib.load(str(catalogue.T1.path(tiny_cohort, subject="sub-0003"))).dataobj)
+    models = {v: load_model_checkpoint(p)[0] for v, p in checkpoints.items()}
+    for views in (("axial",), ("axial", "coronal", "sagittal")):
+        subset = {v: models[v] for v in views}
+        expected, _ = predict_labels(subset, image, batch_size=5)
+        assert len(np.unique(expected)) > 3  # a prediction with several labels
+        np.testing.assert_array_equal(predict_labels_streaming(subset, image, batch_size=5), expected)

@@ -157,12 +157,12 @@ def predict_sample(models: dict, image: np.ndarray, config: SegmentConfig, sampl
     """Label map of one sample: IEEE for ``sample == 0``, else under the perturbation."""
     from harness.perturb import StochasticArithmetic
     from harness.perturb.seeds import derive_seed
-    from harness.train.predict import predict_labels
+    from harness.segment.inference import predict_labels_streaming
 
     def run():
-        labels, _ = predict_labels(models, image, batch_size=config.batch_size,
-                                   device=config.device)  # fmt: skip
-        return labels
+        return predict_labels_streaming(
+            models, image, batch_size=config.batch_size, device=config.device
+        )
 
     if sample == 0:
         return run()
