@@ -92,6 +92,32 @@ def test_freesurfer_import_round_trip(tiny_cohort, tmp_path, run_cli):
         assert geometry["shape"] == [GRID] * 3 and geometry["layout"] == "freesurfer"
     report = pd.read_csv(catalogue.IMPORT_REPORT.path(out), sep="\t")
     assert list(report["status"]) == ["imported", "imported"]
+    code, stdout, _ = run_cli("data", "check", out, "--no-age")
+    assert code == 0 and "2 subjects, no ages" in stdout
+    code, _, stderr = run_cli("data", "check", out)
+    assert code == 2 and "age of sub-subj1 must be a number, got 'n/a'" in stderr
+
+
+def test_uncompressed_nifti_and_t1_only(tiny_cohort, tmp_path, run_cli):
+    t1, _, affine = _truth(tiny_cohort, "sub-0003")
+    anat = tmp_path / "bids" / "sub-03" / "ses-1" / "anat"
+    anat.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(t1, affine), str(anat / "sub-03_ses-1_T1w.nii"))
+    out = tmp_path / "cohort"
+    code, stdout, _ = run_cli("data", "import", tmp_path / "bids", "--out", out, "--no-labels",
+                              "--size", GRID, "--voxel-size", VOXEL, "--quiet")  # fmt: skip
+    assert code == 0 and "imported 1 of 1" in stdout
+    cohort = load_cohort(out, require_labels=False, require_age=False)
+    assert cohort.ids == ["sub-03"] and cohort.subjects[0].dseg is None
+    got_t1, got_affine = _truth_t1(out, "sub-03")
+    np.testing.assert_allclose(got_affine, affine, atol=1e-6)
+    np.testing.assert_array_equal(got_t1, np.rint(robust_rescale(t1)).astype(np.uint8))
+    assert load_source_geometry(out, "sub-03")["bids"] == {"sub": "03", "ses": "1"}
+
+
+def _truth_t1(cohort: Path, subject: str):
+    image = nib.load(str(catalogue.T1.path(cohort, subject=subject)))
+    return np.asarray(image.dataobj), image.affine
 
 
 def test_bids_import_round_trip(tiny_cohort, tmp_path, run_cli):

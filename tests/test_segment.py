@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import requires_cuda
 from test_data_import import GRID, VOXEL, _sample_truth, make_bids
 
 from harness.models import FastSurferCNN, fastsurfer_config
@@ -164,4 +165,20 @@ def test_streaming_inference_equals_predict_labels(tiny_cohort, checkpoints):
         subset = {v: models[v] for v in views}
         expected, _ = predict_labels(subset, image, batch_size=5)
         assert len(np.unique(expected)) > 3  # a prediction with several labels
-        np.testing.assert_array_equal(predict_labels_streaming(subset, image, batch_size=5), expected)
+        np.testing.assert_array_equal(
+            predict_labels_streaming(subset, image, batch_size=5), expected
+        )
+
+
+@requires_cuda
+def test_segment_on_cuda_matches_cpu_mostly(tiny_cohort, tmp_path, run_cli, checkpoints):
+    runs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        code, _, err = run_cli("segment", "--cohort", tiny_cohort, "--out", out, "--mode", "rr",
+                               "--samples", 2, "--device", device, "--quiet",
+                               *_ckpt_args(checkpoints))  # fmt: skip
+        assert code == 0, err
+        runs[device] = np.asarray(nib.load(prediction_path(out, "baseline", "sub-0001")).dataobj)
+        assert catalogue.MIN_PAIRWISE_DICE.path(out / "analysis").exists()
+    assert (runs["cpu"] == runs["cuda"]).mean() > 0.99  # IEEE on two devices: near-identical

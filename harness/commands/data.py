@@ -52,21 +52,30 @@ def synth(
 @data.command()
 @click.argument("directory", type=click.Path())
 @click.option("--no-labels", is_flag=True, help="Accept subjects without a _dseg label map.")
-def check(directory: str, no_labels: bool) -> None:
+@click.option(
+    "--no-age", is_flag=True, help="Accept participants whose age is n/a (imported data)."
+)
+def check(directory: str, no_labels: bool, no_age: bool) -> None:
     """Validate a cohort directory and print a summary table."""
+    import numpy as np
     import pandas as pd
 
     from harness.data.cohort import load_cohort
 
-    cohort = load_cohort(directory, require_labels=not no_labels, check_volumes=True)
+    cohort = load_cohort(
+        directory, require_labels=not no_labels, check_volumes=True, require_age=not no_age
+    )
     table = cohort.table()[["participant_id", "age", "sex", "group"]]
     table = table.merge(pd.DataFrame(cohort.extra["volumes"]), on="participant_id")
     click.echo(table.to_string(index=False))
     groups = ", ".join(f"{g}: {n}" for g, n in table["group"].value_counts().sort_index().items())
-    click.echo(
-        f"\n{len(cohort)} subjects, age {cohort.ages.min():.1f}-{cohort.ages.max():.1f} "
-        f"(mean {cohort.ages.mean():.1f}); groups {groups}; cohort OK"
+    ages = cohort.ages[~np.isnan(cohort.ages)]
+    age = (
+        f"age {ages.min():.1f}-{ages.max():.1f} (mean {ages.mean():.1f})"
+        if ages.size
+        else "no ages"
     )
+    click.echo(f"\n{len(cohort)} subjects, {age}; groups {groups}; cohort OK")
 
 
 @data.command(name="import")
