@@ -2,6 +2,7 @@
 outputs in the input's space, BIDS derivatives, and bad inputs."""
 
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -33,8 +34,8 @@ def checkpoints(tmp_path_factory):
     return paths
 
 
-def _ckpt_args(checkpoints):
-    return [a for v, p in checkpoints.items() for a in (f"--checkpoint-{v}", p)]
+def _ckpt_args(checkpoints, views=("axial", "coronal", "sagittal")):
+    return [a for v in views for a in (f"--checkpoint-{v}", checkpoints[v])]
 
 
 def test_segment_rr_on_a_bids_cohort(tiny_cohort, tmp_path, run_cli, checkpoints):
@@ -46,9 +47,9 @@ def test_segment_rr_on_a_bids_cohort(tiny_cohort, tmp_path, run_cli, checkpoints
     out = tmp_path / "seg"
     code, stdout, err = run_cli("segment", "--cohort", cohort, "--out", out, "--mode", "rr",
                                 "--samples", 3, "--precision", 5, "--quiet",
-                                *_ckpt_args(checkpoints))  # fmt: skip
+                                *_ckpt_args(checkpoints, ("axial", "sagittal")))  # fmt: skip
     assert code == 0, err
-    assert "segmented 1 subject(s), views axial,coronal,sagittal, mode rr x 3" in stdout
+    assert "segmented 1 subject(s), views axial,sagittal, mode rr x 3" in stdout
     members = ["baseline", "rr-01", "rr-02", "rr-03"]
     segs = np.stack([np.asarray(nib.load(prediction_path(out, m, "sub-0001")).dataobj)
                      for m in members])  # fmt: skip
@@ -97,11 +98,16 @@ def test_segment_a_single_scan_without_labels(tiny_cohort, tmp_path, run_cli, ch
     t1 = nib.load(str(catalogue.T1.path(tiny_cohort, subject="sub-0002")))
     scan = tmp_path / "bert.mgz"
     nib.save(nib.MGHImage(np.asarray(t1.dataobj), t1.affine), str(scan))
+    release = tmp_path / "release" / "Axial_Weights_FastSurferCNN" / "ckpts"  # v1's tree
+    release.mkdir(parents=True)
+    shutil.copyfile(checkpoints["axial"], release / "Epoch_30_training_state.pkl")
     out = tmp_path / "seg"
-    code, _, err = run_cli("segment", "--scan", scan, "--out", out, "--mode", "ud", "--samples", 2,
-                           "--format", "mgz", "--size", GRID, "--voxel-size", VOXEL, "--quiet",
-                           "--checkpoint-axial", checkpoints["axial"])  # fmt: skip
+    code, stdout, err = run_cli("segment", "--scan", scan, "--out", out, "--mode", "ud",
+                                "--samples", 2, "--format", "mgz", "--size", GRID, "--voxel-size",
+                                VOXEL, "--quiet", "--checkpoints", tmp_path / "release")  # fmt: skip
     assert code == 0, err
+    assert "views axial, mode ud x 2" in stdout
+    assert json.loads((out / "manifest.json").read_text())["checkpoint_layouts"] == {"axial": "v1"}
     analysis = out / "analysis"
     assert catalogue.MIN_PAIRWISE_DICE.path(analysis).exists()
     assert not catalogue.DICE_TO_TRUTH.path(analysis).exists()  # no truth: no table against it

@@ -55,6 +55,7 @@ def segment(
 
     from harness.perturb import Mode
     from harness.runs import catalogue
+    from harness.segment.outputs import OutputFormat
     from harness.segment.run import SegmentConfig, checkpoints_in
     from harness.segment.run import segment as run_segment
 
@@ -67,7 +68,7 @@ def segment(
         samples = 0 if parsed is Mode.IEEE else 10
     config = SegmentConfig(checkpoints=views, mode=parsed, samples=samples, precision=precision,
                            seed=seed, device=device, batch_size=batch_size,
-                           output_format=output_format)  # fmt: skip
+                           output_format=OutputFormat.parse(output_format))  # fmt: skip
     path = run_segment(out, config, cohort=cohort, scan=scan, size=size, voxel_size=voxel_size,
                        progress=not quiet)  # fmt: skip
     table = pd.read_csv(catalogue.SEGMENT_SUBJECTS.path(path), sep="\t")

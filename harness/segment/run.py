@@ -34,6 +34,7 @@ import numpy as np
 from harness.errors import InputError
 from harness.perturb import Mode
 from harness.runs import catalogue
+from harness.segment.outputs import OutputFormat
 
 VIEWS = ("axial", "coronal", "sagittal")
 #: checkpoint file names looked for in a --checkpoints directory, per view (harness, then v1)
@@ -57,7 +58,7 @@ class SegmentConfig:
     seed: int = 0
     device: str = "cpu"
     batch_size: int = 16
-    output_format: str = "nifti"
+    output_format: OutputFormat = OutputFormat.NIFTI
 
     def check(self) -> None:
         if not self.checkpoints:
@@ -88,6 +89,7 @@ class SegmentConfig:
         record = asdict(self)
         record["checkpoints"] = {v: str(Path(p).resolve()) for v, p in self.checkpoints.items()}
         record["mode"] = self.mode.value
+        record["output_format"] = self.output_format.value
         return record
 
     @property
@@ -288,7 +290,6 @@ def _write_outputs(out: Path, cohort, config: SegmentConfig) -> None:
     from harness.runs import atomic_write_table
     from harness.runs.layout import BASELINE
     from harness.segment.outputs import (
-        OutputFormat,
         geometry_or_conformed,
         to_native,
         volume_table,
@@ -296,7 +297,7 @@ def _write_outputs(out: Path, cohort, config: SegmentConfig) -> None:
         write_volume,
     )
 
-    fmt = OutputFormat.parse(config.output_format)
+    fmt = config.output_format
     labels = pd.read_csv(catalogue.LABELS.path(cohort.root), sep="\t")
     for subject in cohort.subjects:
         pid = subject.participant_id
