@@ -66,3 +66,11 @@ def threads_option(command):
         help="CPU threads for compute [default: $OMP_NUM_THREADS if set, else the cores "
         "available to this process; never more].",
     )(command)
+
+
+def enum_choice(enum_type, exclude=()) -> click.Choice:
+    """A click choice offering the values of ``enum_type``'s members (minus ``exclude``): the
+    command line spells what the package parses (:func:`harness.enums.parse_enum`)."""
+    from harness.enums import choices
+
+    return click.Choice(choices(enum_type, exclude))

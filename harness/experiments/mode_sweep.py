@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.errors import InputError
+from harness.perturb.modes import Mode
 from harness.perturb.seeds import torch_seed
 
 
@@ -25,7 +26,7 @@ from harness.perturb.seeds import torch_seed
 class SweepConfig:
     """Settings of a mode sweep (defaults run in well under a minute on a laptop CPU)."""
 
-    modes: Sequence[str] = ("ieee", "rr", "sr", "ud")
+    modes: Sequence[Mode | str] = tuple(Mode)
     repeats: int = 6
     steps: int = 15
     batch_size: int = 16
@@ -74,7 +75,7 @@ def make_batches(cfg: SweepConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
     ]
 
 
-def _context(mode: str, seed: int, precision: int | None):
+def _context(mode: Mode | str, seed: int, precision: int | None):
     from harness.perturb import StochasticArithmetic
 
     return StochasticArithmetic(mode=mode, precision=precision, seed=seed)
@@ -82,7 +83,7 @@ def _context(mode: str, seed: int, precision: int | None):
 
 def train_once(
     cfg: SweepConfig,
-    mode: str,
+    mode: Mode | str,
     mca_seed: int,
     batches,
     model_factory: Callable[[], torch.nn.Module],
@@ -117,18 +118,17 @@ def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None):
     import pandas as pd
 
     from harness.metrics import significant_bits, summarize
-    from harness.perturb import Mode
 
     cfg.validate()
-    modes = [Mode.parse(m).value for m in cfg.modes]
+    modes = [Mode.parse(m) for m in cfg.modes]
     model_factory = model_factory or default_model
     batches = make_batches(cfg)
-    reference = train_once(cfg, "ieee", 0, batches, model_factory)
+    reference = train_once(cfg, Mode.IEEE, 0, batches, model_factory)
     rows = []
-    total = sum(2 if m == "ieee" else cfg.repeats for m in modes)
+    total = sum(2 if m is Mode.IEEE else cfg.repeats for m in modes)
     with tqdm(total=total, desc="mode sweep", unit="run", leave=False) as bar:
         for mode in modes:
-            n = 2 if mode == "ieee" else cfg.repeats
+            n = 2 if mode is Mode.IEEE else cfg.repeats
             runs = []
             for r in range(n):
                 runs.append(train_once(cfg, mode, cfg.seed * 1000 + r, batches, model_factory))
@@ -140,7 +140,7 @@ def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None):
             loss_bits = min(significant_bits(final_loss, [reference["losses"][-1]])[0], 24)
             rows.append(
                 {
-                    "mode": mode,
+                    "mode": mode.value,
                     "runs": n,
                     "identical_runs": bool(np.all(weights == weights[0])),
                     "weights_sig_bits_min": w_bits["min"],
@@ -152,7 +152,7 @@ def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None):
                 }
             )
     frame = pd.DataFrame(rows)
-    ieee_ms = frame.loc[frame["mode"] == "ieee", "step_ms"]
+    ieee_ms = frame.loc[frame["mode"] == Mode.IEEE.value, "step_ms"]
     if len(ieee_ms):
         frame["step_time_vs_ieee"] = frame["step_ms"] / float(ieee_ms.iloc[0])
     return frame
@@ -160,5 +160,5 @@ def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None):
 
 def config_dict(cfg: SweepConfig) -> dict:
     d = asdict(cfg)
-    d["modes"] = list(cfg.modes)
+    d["modes"] = [Mode.parse(m).value for m in cfg.modes]
     return d
