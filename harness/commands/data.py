@@ -1,10 +1,12 @@
-"""``harness data``: synthetic cohorts and cohort validation."""
+"""``harness data``: synthetic cohorts, import of FreeSurfer/BIDS data, cohort validation."""
 
 from __future__ import annotations
 
 import click
 
 from harness.commands.options import OutputDir, threads_option
+from harness.data.importers import SourceLayout
+from harness.enums import choices
 
 
 @click.group()
@@ -82,7 +84,7 @@ def check(directory: str, no_labels: bool, no_age: bool) -> None:
 @click.argument("source", type=click.Path())
 @click.option("--out", "-o", "out", type=OutputDir(), required=True, help="Cohort directory.")
 @click.option(
-    "--layout", type=click.Choice(["auto", "freesurfer", "bids"]), default="auto",
+    "--layout", type=click.Choice(["auto", *choices(SourceLayout)]), default="auto",
     show_default=True, help="Source layout: a FreeSurfer SUBJECTS_DIR or a BIDS dataset.",
 )  # fmt: skip
 @click.option(
@@ -108,12 +110,13 @@ def import_(
     """Import a FreeSurfer SUBJECTS_DIR or a BIDS dataset as a conformed cohort."""
     from pathlib import Path
 
-    from harness.data.importers import ImportOptions, SourceLayout, import_dataset
+    from harness.data.importers import ImportOptions, import_dataset
+    from harness.enums import parse_enum
     from harness.runs.catalogue import IMPORT_REPORT
 
     options = ImportOptions(size=size, voxel_size=voxel_size, labels=not no_labels,
                             skip_bad=skip_bad)  # fmt: skip
-    kind = None if layout == "auto" else SourceLayout(layout)
+    kind = None if layout == "auto" else parse_enum(SourceLayout, layout, "--layout")
     report = import_dataset(source, out, layout=kind, options=options, participants=participants,
                             progress=not quiet)  # fmt: skip
     skipped = report[report["status"] == "skipped"]

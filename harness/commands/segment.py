@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir, threads_option
+from harness.commands.options import OutputDir, enum_choice, threads_option
+from harness.perturb.modes import Mode
+from harness.segment.outputs import OutputFormat
 
 
 def _checkpoint_option(view: str):
@@ -28,7 +30,7 @@ def _checkpoint_option(view: str):
     help="Directory with <view>.pt (a harness train run) or FastSurfer v1's "
     "<View>_Weights_FastSurferCNN/ckpts/Epoch_30_training_state.pkl.",
 )  # fmt: skip
-@click.option("--mode", type=click.Choice(["ieee", "rr", "sr", "ud"]), default="ieee",
+@click.option("--mode", type=enum_choice(Mode), default="ieee",
               show_default=True, help="Arithmetic of the perturbed samples.")  # fmt: skip
 @click.option("--samples", type=int, default=None,
               help="Perturbed samples per subject [default: 0 with ieee, 10 otherwise].")  # fmt: skip
@@ -36,7 +38,7 @@ def _checkpoint_option(view: str):
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed of the samples.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Slices per batch.")
-@click.option("--format", "output_format", type=click.Choice(["nifti", "mgz"]), default="nifti",
+@click.option("--format", "output_format", type=enum_choice(OutputFormat), default="nifti",
               show_default=True, help="Format of the label maps in the input's space.")  # fmt: skip
 @click.option("--size", type=int, default=256, show_default=True,
               help="--scan: conformed grid edge in voxels.")  # fmt: skip
@@ -53,9 +55,8 @@ def segment(
 
     import pandas as pd
 
-    from harness.perturb import Mode
+    from harness.enums import parse_enum
     from harness.runs import catalogue
-    from harness.segment.outputs import OutputFormat
     from harness.segment.run import SegmentConfig, checkpoints_in
     from harness.segment.run import segment as run_segment
 
@@ -63,12 +64,12 @@ def segment(
     given = {"axial": checkpoint_axial, "coronal": checkpoint_coronal,
              "sagittal": checkpoint_sagittal}  # fmt: skip
     views |= {view: Path(path) for view, path in given.items() if path}
-    parsed = Mode.parse(mode)
+    parsed = parse_enum(Mode, mode, "--mode")
     if samples is None:
         samples = 0 if parsed is Mode.IEEE else 10
     config = SegmentConfig(checkpoints=views, mode=parsed, samples=samples, precision=precision,
                            seed=seed, device=device, batch_size=batch_size,
-                           output_format=OutputFormat.parse(output_format))  # fmt: skip
+                           output_format=parse_enum(OutputFormat, output_format, "--format"))  # fmt: skip
     path = run_segment(out, config, cohort=cohort, scan=scan, size=size, voxel_size=voxel_size,
                        progress=not quiet)  # fmt: skip
     table = pd.read_csv(catalogue.SEGMENT_SUBJECTS.path(path), sep="\t")

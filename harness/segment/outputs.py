@@ -24,17 +24,6 @@ class OutputFormat(Enum):
     NIFTI = "nifti"
     MGZ = "mgz"
 
-    @classmethod
-    def parse(cls, value: OutputFormat | str) -> OutputFormat:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            raise InputError(
-                f"output format must be one of {[f.value for f in cls]}, got {value!r}"
-            ) from None
-
     def seg_artifact(self):
         return catalogue.NATIVE_SEG_MGZ if self is OutputFormat.MGZ else catalogue.NATIVE_SEG_NIFTI
 
