@@ -102,7 +102,12 @@ MIN_PARTIAL_REGIONS = 6
 
 
 def analyze_ensemble(
-    ens: str | Path, cohort: str | Path, *, entropy_maps: bool = True, seed: int = 0
+    ens: str | Path,
+    cohort: str | Path,
+    *,
+    entropy_maps: bool = True,
+    seed: int = 0,
+    progress: bool = True,
 ) -> Path:
     """Compute every agreement table of an ensemble; returns the analysis directory.
 
@@ -142,7 +147,9 @@ def analyze_ensemble(
         lab = int(labels[i])
         return {"label": lab, "region": names[lab], "kind": kinds[lab]}
 
-    for subject in tqdm(subjects, desc="analyze", unit="subject", leave=False):
+    for subject in tqdm(
+        subjects, desc="analyze", unit="subject", leave=False, disable=not progress
+    ):
         truth = None
         if _truth_path(cohort, subject).exists():
             truth, affine, voxel_mm3 = _load_seg(_truth_path(cohort, subject))

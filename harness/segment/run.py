@@ -226,7 +226,7 @@ def segment(
         if config.samples >= 1:
             from harness.ensemble.analyze import analyze_ensemble
 
-            analyze_ensemble(out, loaded.root, seed=config.seed)
+            analyze_ensemble(out, loaded.root, seed=config.seed, progress=progress)
         _write_outputs(out, loaded, config)
         run.finish(subjects=loaded.ids)
     return out
