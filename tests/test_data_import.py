@@ -87,7 +87,7 @@ def test_freesurfer_import_round_trip(tiny_cohort, tmp_path, run_cli):
         got_t1, got_seg, got_affine = _truth(out, pid)
         np.testing.assert_allclose(got_affine, affine, atol=1e-6)  # orig.mgz is already conformed
         np.testing.assert_array_equal(got_seg, seg)
-        np.testing.assert_array_equal(got_t1, np.rint(robust_rescale(t1)).astype(np.uint8))
+        np.testing.assert_array_equal(got_t1, t1)  # uint8 on the conformed grid: kept as is
         geometry = load_source_geometry(out, pid)
         assert geometry["shape"] == [GRID] * 3 and geometry["layout"] == "freesurfer"
     report = pd.read_csv(catalogue.IMPORT_REPORT.path(out), sep="\t")
@@ -130,11 +130,15 @@ def test_bids_import_round_trip(tiny_cohort, tmp_path, run_cli):
     truth_ages = pd.read_csv(catalogue.PARTICIPANTS.path(tiny_cohort), sep="\t")["age"][:2]
     np.testing.assert_allclose(cohort.ages, truth_ages)
     for subject in cohort.ids:
-        _, seg, affine = _truth(tiny_cohort, subject)
+        t1, seg, affine = _truth(tiny_cohort, subject)
         got_t1, got_seg, got_affine = _truth(out, subject)
         assert np.allclose(got_affine[:3, :3], affine[:3, :3])  # LIA again, from RAS input
         expected = _sample_truth(seg, affine, got_seg.shape, got_affine)
         np.testing.assert_array_equal(got_seg, expected)
+        # float32 RAS input: rescaled and resampled; the grids coincide, so the voxels are the
+        # rescaled truth's
+        rescaled = np.rint(robust_rescale(t1)).astype(np.uint8)
+        np.testing.assert_array_equal(got_t1, _sample_truth(rescaled, affine, t1.shape, got_affine))
         assert load_source_geometry(out, subject)["bids"] == {"sub": subject[4:]}
 
 

@@ -10,7 +10,8 @@ Sources (:class:`SourceLayout`):
   the dataset's ``participants.tsv``.
 
 Each image is conformed as FastSurfer does (:func:`harness.data.conform.conform`: default 256^3,
-1 mm, LIA, uint8 robust rescale; ``size``/``voxel_size`` give a smaller grid), each label map is
+1 mm, LIA, uint8 robust rescale; ``size``/``voxel_size`` give a smaller grid; a uint8 image
+already on such a grid, like FreeSurfer's ``orig.mgz``, is kept as it is), each label map is
 resampled by nearest neighbour onto the same grid and cleaned
 (:func:`harness.data.labels.clean_freesurfer_labels`). The cohort has the layout of synthetic
 cohorts (:mod:`harness.data.cohort`) plus an import report (:data:`~harness.runs.catalogue.
@@ -186,21 +187,24 @@ def conform_subject(subject: SourceSubject, options: ImportOptions) -> dict:
         Unreadable, non-3-D or non-finite volumes; label map of another shape or affine than the
         T1; empty label map; label ids no cleaning rule maps.
     """
-    from harness.data.conform import conform
+    from harness.data.conform import conform, is_conformed, resample_to
     from harness.data.io import check_label_map, check_pair, load_volume
     from harness.data.labels import clean_freesurfer_labels
 
     name = subject.source_id
     data, affine, _ = load_volume(subject.t1, name=f"{name} T1")
-    image, conformed = conform(data, affine, size=options.size, voxel_size=options.voxel_size)
+    if data.dtype == np.uint8 and is_conformed(data.shape, affine, size=options.size,
+                                               voxel_size=options.voxel_size):  # fmt: skip
+        image, conformed = np.asarray(data), np.asarray(affine)  # kept as is, as FastSurfer does
+    else:
+        image, conformed = conform(data, affine, size=options.size, voxel_size=options.voxel_size)
     labels, remapped = None, {}
     if subject.labels is not None:
         raw, label_affine, _ = load_volume(subject.labels, name=f"{name} labels")
         check_pair(data.shape, affine, raw.shape, label_affine, name=name)
         raw = check_label_map(raw, name=f"{name} labels ({subject.labels.name})")
         cleaned, remapped = clean_freesurfer_labels(raw)
-        labels, _ = conform(cleaned, affine, size=options.size, voxel_size=options.voxel_size,
-                            labels=True)  # fmt: skip
+        labels = resample_to(cleaned, affine, conformed, image.shape, order=0).astype(np.int32)
         check_label_map(labels, name=f"{name} labels after conforming")
     source = {
         "source_id": name, "t1": str(subject.t1), "labels": str(subject.labels or ""),
