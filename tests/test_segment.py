@@ -118,6 +118,9 @@ def test_segment_a_single_scan_without_labels(tiny_cohort, tmp_path, run_cli, ch
     native = nib.load(str(catalogue.NATIVE_SEG_MGZ.path(out, subject="sub-bert", desc="ieee")))
     assert native.shape == t1.shape and np.allclose(native.affine, t1.affine, atol=1e-5)
     assert not catalogue.BIDS_DESCRIPTION.path(out).exists()
+    # the results database reads the run: the segment run, its analysis and its imported cohort
+    code, stdout, err = run_cli("results", "ingest", out, "--db", tmp_path / "r.duckdb", "--quiet")
+    assert code == 0 and "runs: 3 new" in stdout, stdout + err
 
 
 def _malicious(path):
