@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "kernels": "harness.commands.kernels:kernels",
     "train": "harness.commands.train:train",
     "classical": "harness.commands.classical:classical",
+    "segment": "harness.commands.segment:segment",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
@@ -41,7 +42,7 @@ SHORT_HELP: dict[str, str] = {
     "env": "Print the environment fingerprint as JSON.",
     "sweep": "Small CNN under each perturbation mode: significant bits of weights and loss.",
     "brainage": "Brain-age regression with ensemble members as training augmentation.",
-    "data": "Generate synthetic labelled cohorts; validate cohort directories.",
+    "data": "Synthetic cohorts; import FreeSurfer/BIDS data; validate cohort directories.",
     "results": "Results database (DuckDB): ingest run directories and benchmarks, query them.",
     "report": "Self-contained HTML report (and Markdown summary) of runs and benchmarks.",
     "compare": "Two result sets side by side: significant bits, throughput, Welch t-test.",
@@ -51,6 +52,7 @@ SHORT_HELP: dict[str, str] = {
     "kernels": "Instrumented kernels: validate harness's sr/rr against Verificarlo (image).",
     "train": "Train FastSurferCNN views on a cohort (optionally perturbed); resumable.",
     "classical": "Atlas-registration segmentation under IEEE/rr/sr/ud, vs the CNN ensembles.",
+    "segment": "Segment a cohort or a scan (FastSurfer checkpoints), IEEE or perturbed samples.",
 }
 
 

@@ -22,6 +22,7 @@ UNWRITABLE = {
     "kernels": ["kernels", "validate", "--local", "--out", NOPE],
     "containers": ["containers", "bench", "harness/standard:x", "--out", NOPE],
     "classical": ["classical", "run", "--cohort", "{cohort}", "--out", NOPE, "--mode", "rr"],
+    "segment": ["segment", "--scan", "{tmp}/p.tsv", "--out", NOPE],
 }
 #: commands that write no file the user names
 NO_OUTPUT = {"check"}

@@ -31,6 +31,7 @@ class RunKind(Enum):
     CLASSICAL_SAMPLE = "classical-sample"  # one arithmetic sample of the atlas-registration pipeline
     CLASSICAL_REFERENCE = "classical-reference"  # harness classical reference (SimpleITK)
     CLASSICAL_COMPARISON = "classical-comparison"  # harness classical compare (vs the CNN)
+    SEGMENT = "segment"  # harness segment (inference on a cohort or a scan, optionally perturbed)
 
     @classmethod
     def parse(cls, value: RunKind | str) -> RunKind:
