@@ -91,7 +91,7 @@ def run(
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @threads_option
 def reference(cohort, out, subjects, quiet) -> None:
-    """The same template registered with SimpleITK (affine + B-spline, unperturbed); Dice to
+    """The same template registered with SimpleITK (affine + demons, unperturbed); Dice to
     truth per subject and region."""
     from harness.classical.reference import run_reference
 
