@@ -276,6 +276,27 @@ BRAINAGE_COMPARISON = Artifact(
     description="paired per-subject comparison of augmentation arms at the largest k, minimum "
     "detectable difference and power to detect the anchor's effect",
 )  # fmt: skip
+BRAINAGE_EVALUATION = Artifact(
+    "evaluation.tsv", FileFormat.TSV, _BRAINAGE, keys=_RUN_KEYS,
+    columns=(*_RUN_KEYS, "n_subjects", "mae", "mae_ci_low", "mae_ci_high", "rmse", "r", "r2",
+             "bias_slope", "bias_intercept"),
+    db=DbTable.METRICS,
+    description="pooled test predictions: MAE with 95% bootstrap interval over subjects, R^2, "
+    "age-bias slope; the mean and median baselines beside the models",
+)  # fmt: skip
+BRAINAGE_GROUPS = Artifact(
+    "evaluation_by_group.tsv", FileFormat.TSV, _BRAINAGE,
+    keys=(*_RUN_KEYS, "group_by", "group"),
+    columns=(*_RUN_KEYS, "group_by", "group", "n_subjects", "mae", "mae_ci_low", "mae_ci_high",
+             "rmse", "r", "r2", "bias_slope", "bias_intercept"),
+    db=DbTable.METRICS,
+    description="evaluation.tsv per site and per sex of the test subjects",
+)  # fmt: skip
+BRAINAGE_TUNING = Artifact(
+    "tuning.tsv", FileFormat.TSV, _BRAINAGE, keys=("regressor", "split"),
+    columns=("regressor", "split", "params", "inner_mae"),
+    description="hyper-parameters chosen by inner cross-validation on each training set (--tune)",
+)  # fmt: skip
 MAE_FIGURE = Artifact("figures/mae_vs_k.png", FileFormat.PNG, _BRAINAGE,
                       description="MAE against ensemble size")  # fmt: skip
 PREDICTED_FIGURE = Artifact("figures/predicted_vs_true.png", FileFormat.PNG, _BRAINAGE,
