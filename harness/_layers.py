@@ -11,6 +11,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("threads",),  # the thread policy
     ("fingerprint", "plotting"),  # environment, figures
     ("runs",),  # run directories and the catalogue of their files
+    ("executors",),  # independent jobs in this process or on a Dask cluster
     ("kernels", "metrics", "introspect"),  # instrumented kernels, measures, spectra
     ("perturb",),  # the stochastic-arithmetic engine and seeds
     ("data",),  # cohorts, atlas, synthetic subjects
