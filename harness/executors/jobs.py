@@ -156,8 +156,8 @@ def execute_job(job: Job, share: ThreadShare | None = None, *, apply_threads: bo
     if apply_threads and share is not None:
         apply_thread_policy(min(share.resolve(host), available_cores()))
     threads = thread_record()
-    start = time.perf_counter()
     worker = worker_address()
+    start = time.perf_counter()
     lock = RunLock(job.run_dir) if job.run_dir else contextlib.nullcontext()
     try:
         with lock:
