@@ -1,5 +1,5 @@
-"""Ensembles on a real Dask LocalCluster (worker processes on 127.0.0.1): bitwise equal to the
-serial run, a worker killed mid-member is survived, a killed client's run resumes."""
+"""Ensembles (and a mode sweep) on a real Dask LocalCluster (worker processes on 127.0.0.1):
+bitwise equal to the serial run, a worker killed mid-member is survived, a killed client's run resumes."""
 
 import json
 import os
@@ -16,6 +16,7 @@ import torch
 
 from harness.ensemble import run_ensemble
 from harness.executors.dask import DaskExecutor
+from harness.experiments.mode_sweep import SweepConfig, run_mode_sweep
 from harness.runs import RunDir
 from harness.runs.lock import lock_path, process_alive, read_holder
 
@@ -59,9 +60,14 @@ def _epochs(ens: Path, member: str) -> list[int]:
 def test_dask_ensemble_equals_the_serial_run_bit_for_bit(tiny_cohort, tmp_path, one_thread):
     serial, dask = tmp_path / "serial", tmp_path / "dask"
     run_ensemble(tiny_cohort, serial, **_kwargs(1))
+    sweep = SweepConfig(modes=("ieee", "ud"), repeats=2, steps=2)
+    serial_sweep = run_mode_sweep(sweep)
     with DaskExecutor(2) as executor:
         assert executor.describe()["threads_per_job"] == 1
         run_ensemble(tiny_cohort, dask, executor=executor, **_kwargs(1))
+        dask_sweep = run_mode_sweep(sweep, executor=executor)
+    timing = ["step_ms", "step_time_vs_ieee"]
+    assert serial_sweep.drop(columns=timing).equals(dask_sweep.drop(columns=timing))
     manifest = RunDir(dask).manifest()
     assert manifest["status"] == "complete" and manifest["executor"]["kind"] == "dask"
     workers = set()
