@@ -170,3 +170,21 @@ def test_a_killed_client_then_the_same_command_resumes(run_cli, tiny_cohort, tmp
     for member in MEMBERS:
         assert _epochs(ens, member) == [1, 2, 3, 4, 5, 6]
     assert "kept" in out and json.loads((ens / "manifest.json").read_text())["executor"]["workers"] == 2
+
+
+def test_demo_runs_its_sweep_and_ensemble_on_dask(run_cli, tmp_path, monkeypatch):
+    from harness.experiments import demo as demo_mod
+
+    stages = dict(demo_mod.STAGES)
+    monkeypatch.setattr(demo_mod, "STAGES", [(name, stages[name]) for name in
+                                             ("mode-sweep", "cohort", "ensemble")])  # fmt: skip
+    out = tmp_path / "demo"
+    code, stdout, err = run_cli("demo", "--size", "tiny", "--out", out, "--executor", "dask",
+                                "--workers", "2")  # fmt: skip
+    assert code == 0, err
+    assert "dask: 2 workers at tcp://127.0.0.1:" in err and "1 threads per job" in err
+    ensemble = RunDir(out / "ensemble").manifest()
+    assert ensemble["status"] == "complete" and ensemble["executor"]["workers"] == 2
+    workers = {RunDir(p).manifest()["job"]["worker"] for p in (out / "ensemble/members").iterdir()}
+    assert len(workers) == 2 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
+    assert RunDir(out / "mode-sweep").is_complete()
