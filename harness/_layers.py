@@ -8,7 +8,7 @@ function) that breaks this order; ``docs/design.md`` explains each layer.
 #: bottom first; each entry names top-level modules or sub-packages of ``harness``
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("_layers", "errors"),  # foundation: errors
-    ("threads",),  # the thread policy
+    ("threads", "enums"),  # the thread policy; strings to enums, the unknown-thing policy
     ("fingerprint", "plotting"),  # environment, figures
     ("runs",),  # run directories and the catalogue of their files
     ("executors",),  # independent jobs in this process or on a Dask cluster

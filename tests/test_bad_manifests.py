@@ -1,4 +1,4 @@
-"""Unreadable run manifests are named, and fail ingest and report unless --skip-bad."""
+"""Unreadable run manifests are named, and fail ingest, report, compare and check unless --skip-bad."""
 
 import json
 
@@ -49,3 +49,33 @@ def test_report_names_bad_manifests_and_fails(run_cli, root, tmp_path):
     assert code == 2 and _named(err, root) and not html.exists()
     code, _, err = run_cli("report", root, "-o", html, "--skip-bad")
     assert code == 0 and _named(err, root) and html.exists()
+
+
+@pytest.fixture
+def with_bench(root):
+    """The bad-manifest root plus a committed benchmark file, so that there is something to
+    compare."""
+    import shutil
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "results" / "bench-kernels-cpu.json"
+    shutil.copy(bench, root / bench.name)
+    return root, bench
+
+
+def test_compare_names_bad_manifests_and_fails_unless_skip_bad(run_cli, with_bench):
+    root, bench = with_bench
+    code, _, err = run_cli("compare", root, bench)
+    assert code == 2 and _named(err, root) and "--skip-bad" in err and "Traceback" not in err
+    code, out, err = run_cli("compare", root, bench, "--skip-bad", "--format", "tsv")
+    assert code == 0 and _named(err, root)
+    assert err.count("warning: left out unreadable manifest") == 2
+    assert "same" in out
+
+
+def test_check_names_bad_manifests_and_fails_unless_skip_bad(run_cli, with_bench):
+    root, bench = with_bench
+    code, _, err = run_cli("check", "--baseline", bench, "--current", root)
+    assert code == 2 and _named(err, root) and "Traceback" not in err
+    code, out, err = run_cli("check", "--baseline", bench, "--current", root, "--skip-bad")
+    assert code == 0 and _named(err, root) and "check passed" in out

@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 
-from harness.brainage.synthetic import synthetic_data, write_member_tables
 from harness.runs.audit import audit
+from helpers.brainage import synthetic_data, write_member_tables
 
 
 def test_brainage_cli_happy_path(run_cli, tmp_path):

@@ -14,8 +14,8 @@ from harness.brainage.io import (
     read_member_tables,
     read_participants,
 )
-from harness.brainage.synthetic import synthetic_data, write_member_tables
 from harness.errors import InputError
+from helpers.brainage import synthetic_data, write_member_tables
 
 ASEG = """\
 # Title Segmentation Statistics

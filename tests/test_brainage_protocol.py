@@ -19,8 +19,8 @@ from harness.brainage.protocol import (
     stratified_splits,
 )
 from harness.brainage.regressors import RegressorKind
-from harness.brainage.synthetic import synthetic_data
 from harness.errors import InputError
+from helpers.brainage import synthetic_data
 
 FAST = ProtocolConfig(
     regressors=(RegressorKind.RIDGE, RegressorKind.RF),

@@ -3,6 +3,8 @@ import pytest
 from harness.ensemble.layout import member_factor
 from harness.ensemble.plan import parse_factor, plan_ensemble
 from harness.errors import InputError
+from harness.perturb import Mode
+from harness.train.config import Engine
 
 
 def test_plan_names_and_factors():
@@ -21,11 +23,12 @@ def test_plan_names_and_factors():
     for m in members:
         assert member_factor(m.name) == m.factor
     sr = members[4]
-    assert (sr.mode, sr.engine, sr.member_index, sr.mca_seed) == ("sr", "op", 0, 1)
+    assert (sr.mode, sr.engine, sr.member_index, sr.mca_seed) == (Mode.SR, Engine.OP, 0, 1)
+    assert (sr.to_dict()["mode"], sr.to_dict()["engine"]) == ("sr", "op")
     seed = members[2]
     assert (seed.mode, seed.engine, seed.member_index, seed.vary) == (
-        "ieee",
-        "none",
+        Mode.IEEE,
+        Engine.NONE,
         2,
         ("init", "data", "augment"),
     )
@@ -33,7 +36,7 @@ def test_plan_names_and_factors():
 
 def test_parse_factor_subsets():
     assert parse_factor("seed:init+data")[:2] == ("seed-id", ("init", "data"))
-    assert parse_factor("kernel-rr")[2:] == ("rr", "kernel")
+    assert parse_factor("kernel-rr")[2:] == (Mode.RR, Engine.KERNEL)
 
 
 @pytest.mark.parametrize(

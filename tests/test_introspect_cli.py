@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.experiments.introspect_demo import Demo, IntrospectConfig, run_demo
 from harness.introspect import COLUMNS, SpectralProbe
-from harness.introspect.demos import Demo, IntrospectConfig, run_demo
 from harness.runs.audit import audit
 
 CACHE = Path(tempfile.gettempdir()) / "harness-test-cache"  # atlas cache shared with data tests

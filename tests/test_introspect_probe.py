@@ -12,7 +12,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from harness.errors import InputError
-from harness.introspect import SpectralProbe, UnknownLayer
+from harness.introspect import OnUnknown, SpectralProbe
 from harness.introspect.spectra import qr_core_svdvals
 
 LABELS = torch.tensor([0, 1, 1, 0, 1, 0, 0])  # 7 samples, groups of 4 and 3
@@ -271,7 +271,7 @@ def test_unknown_layer_policy_and_bad_input():
     model = Mixed()
     assert "bn" not in SpectralProbe(model, unknown="skip").layer_names
     with pytest.raises(InputError, match="'bn'.*no spectral handler"):
-        SpectralProbe(model, unknown=UnknownLayer.RAISE)
+        SpectralProbe(model, unknown=OnUnknown.RAISE)
     with pytest.raises(InputError, match="no spectral handler"):
         SpectralProbe(model, layers=["bn"])
     with pytest.raises(InputError, match="not found"):

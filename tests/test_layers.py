@@ -7,16 +7,6 @@ from harness._layers import LAYERS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 
-#: (importing module, imported component) pairs that break the order today, each with its reason.
-#: The test fails when one disappears too, so that this list stays exact.
-EXCEPTIONS = {
-    # introspect/demos.py is an experiment living in a library package: its own data loading
-    # (synthetic cohorts, volumes, images) and seeding; it belongs in harness/experiments/
-    ("harness.introspect.demos", "data"): "demo data come from cohorts",
-    ("harness.introspect.demos", "perturb"): "demo seeds its model initialisation",
-}
-
-
 def layer_of() -> dict[str, int]:
     return {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
@@ -85,16 +75,12 @@ def test_every_module_has_a_layer():
 
 
 def test_no_lower_layer_imports_a_higher_one():
-    found, excused = [], set()
-    for path, module, is_package in _modules():
-        for line, target, rule in violations(path.read_text(), module, is_package):
-            key = (module, component(target))
-            if key in EXCEPTIONS:
-                excused.add(key)
-            else:
-                found.append(f"{path.relative_to(PACKAGE.parent)}:{line} {target}: {rule}")
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} {target}: {rule}"
+        for path, module, is_package in _modules()
+        for line, target, rule in violations(path.read_text(), module, is_package)
+    ]
     assert found == []
-    assert excused == set(EXCEPTIONS), "an exception no longer applies: remove it"
 
 
 def test_the_check_sees_upward_imports_at_any_depth():

@@ -13,6 +13,7 @@ from harness.errors import InputError
 from harness.perturb.seeds import SeedPlan
 from harness.runs.audit import audit
 from harness.train import NonFiniteLossError, TrainConfig, ViewTrainer, train_run
+from harness.train.config import Engine
 
 
 def _config(**kw):
@@ -125,7 +126,10 @@ def test_config_validation():
         TrainConfig(mode="sr", engine="kernel", precision=12)
     with pytest.raises(InputError, match="epochs"):
         TrainConfig(epochs=0)
-    assert TrainConfig(mode="ieee", engine="op").engine == "none"
+    assert TrainConfig(mode="ieee", engine="op").engine is Engine.NONE
+    assert TrainConfig(mode="SR ", engine="kernel").to_dict()["mode"] == "sr"
+    with pytest.raises(InputError, match=r"engine must be one of \['none', 'op', 'kernel'\]"):
+        TrainConfig(engine="gpu")
     config = _config(mode="rr", precision=12)
     assert TrainConfig.from_dict(config.to_dict()) == config
 

@@ -9,6 +9,7 @@ from enum import Enum
 
 import numpy as np
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 
 
@@ -28,13 +29,7 @@ class IcvNormalization(Enum):
     @classmethod
     def parse(cls, value: str | IcvNormalization) -> IcvNormalization:
         """Turn a string (``none|sum|etiv|auto``) into the enum, or raise :class:`InputError`."""
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = [m.value for m in cls]
-            raise InputError(f"icv normalization must be one of {choices}, got {value!r}") from None
+        return parse_enum(cls, value, "icv normalization")
 
 
 def icv_proxy(volumes: np.ndarray) -> np.ndarray:

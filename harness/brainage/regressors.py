@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 
 
@@ -36,14 +37,7 @@ class RegressorKind(Enum):
     @classmethod
     def parse(cls, value: str | RegressorKind) -> RegressorKind:
         """Turn a name into the enum, or raise :class:`InputError` naming the choices."""
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).strip().lower())
-        except ValueError:
-            raise InputError(
-                f"regressor must be one of {[k.value for k in cls]}, got {value!r}"
-            ) from None
+        return parse_enum(cls, value, "regressor")
 
 
 def parse_regressors(text: str) -> tuple[RegressorKind, ...]:

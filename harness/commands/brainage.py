@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir, threads_option
+from harness.brainage.features import IcvNormalization
+from harness.commands.options import OutputDir, enum_choice, threads_option
 
 
 @click.command()
@@ -65,7 +66,7 @@ from harness.commands.options import OutputDir, threads_option
 )
 @click.option(
     "--icv-source",
-    type=click.Choice(["auto", "sum", "etiv"]),
+    type=enum_choice(IcvNormalization, exclude=[IcvNormalization.NONE]),
     default="auto",
     show_default=True,
     help="ICV proxy for --normalize-icv (auto: eTIV if every aseg.stats has it, else sum of regions).",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from harness.commands.options import enum_choice
+from harness.store.tables import TableFormat
+
 
 @click.command()
 @click.option("--baseline", required=True, type=click.Path(), help="Baseline results (A).")
@@ -21,10 +24,14 @@ import click
     help="Extra gate FIELD OP NUMBER, e.g. 'sig_bits.min<20' (repeatable).",
 )  # fmt: skip
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="Welch test level.")
-@click.option("--format", "fmt", type=click.Choice(["table", "md", "tsv", "json"]), default="table")
+@click.option("--format", "fmt", type=enum_choice(TableFormat), default="table")
+@click.option(
+    "--skip-bad", is_flag=True,
+    help="Leave out unreadable run manifests (named on stderr) instead of failing.",
+)  # fmt: skip
 def check(
     baseline: str, current: str, max_digit_loss: float, max_slowdown: float,
-    fail_if: tuple[str, ...], alpha: float, fmt: str,
+    fail_if: tuple[str, ...], alpha: float, fmt: str, skip_bad: bool,
 ) -> None:  # fmt: skip
     """Exit 0 when CURRENT is within bounds of BASELINE, 1 (with a table) when something
     regressed, 2 on bad input.
@@ -47,7 +54,9 @@ def check(
     check_positive("--max-slowdown", max_slowdown)
     checks = [parse_fail_if(expr) for expr in fail_if]  # parse first: bad input fails fast
     checks = [DigitLossCheck(max_digit_loss), SlowdownCheck(max_slowdown, alpha), *checks]
-    comparison = compare_results(baseline, current, alpha=alpha)
+    comparison = compare_results(baseline, current, alpha=alpha, skip_bad=skip_bad)
+    for line in comparison.warnings:
+        click.echo(line, err=True)
     report = run_checks(comparison, checks)
     examined = ", ".join(f"{name}: {n} values" for name, n in report.examined.items())
     if report.passed:

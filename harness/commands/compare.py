@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputFile
+from harness.commands.options import OutputFile, enum_choice
+from harness.store.tables import TableFormat
 
 
 @click.command()
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "md", "tsv", "json"]), default="table",
+    "--format", "fmt", type=enum_choice(TableFormat), default="table",
     show_default=True, help="table/md: readable; tsv/json: every column.",
 )  # fmt: skip
 @click.option("-o", "--output", type=OutputFile(), help="Also write to this file.")
@@ -23,9 +24,14 @@ from harness.commands.options import OutputFile
     "--only-differences", is_flag=True,
     help="Show only rows whose verdict is not 'same' (and items found on one side only).",
 )  # fmt: skip
+@click.option(
+    "--skip-bad", is_flag=True,
+    help="Leave out unreadable run manifests (named on stderr) instead of failing.",
+)  # fmt: skip
 def compare(
-    a: str, b: str, fmt: str, output: str | None, alpha: float, only_differences: bool
-) -> None:
+    a: str, b: str, fmt: str, output: str | None, alpha: float, only_differences: bool,
+    skip_bad: bool,
+) -> None:  # fmt: skip
     """Compare result set A with B (each a run directory, a results root or a benchmark JSON).
 
     Benchmarks are matched by name with device words (cpu/cuda/gpu) ignored; for each, the mean
@@ -35,7 +41,9 @@ def compare(
     from harness.compare import compare_results, render_comparison
     from harness.runs import atomic_write_text
 
-    comparison = compare_results(a, b, alpha=alpha)
+    comparison = compare_results(a, b, alpha=alpha, skip_bad=skip_bad)
+    for line in comparison.warnings:
+        click.echo(line, err=True)
     if only_differences:
         comparison = comparison.differences()
     text = render_comparison(comparison, fmt)

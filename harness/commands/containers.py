@@ -6,9 +6,9 @@ import contextlib
 
 import click
 
-from harness.commands.options import OutputDir, OutputFile, executor_options
-
-IMAGE_KINDS = ["standard", "verificarlo"]
+from harness.commands.options import OutputDir, OutputFile, enum_choice, executor_options
+from harness.containers.bench import Suite
+from harness.containers.images import ImageKind, TorchVariant
 
 
 @click.group()
@@ -32,10 +32,10 @@ def base(tag: str, rebuild: bool) -> None:
 
 
 @containers.command()
-@click.argument("kind", type=click.Choice(IMAGE_KINDS))
+@click.argument("kind", type=enum_choice(ImageKind))
 @click.option("--torch", "torch_version", default="2.13.0", show_default=True,
               help="torch release installed in the image.")  # fmt: skip
-@click.option("--torch-variant", type=click.Choice(["cpu", "cuda"]), default="cpu",
+@click.option("--torch-variant", type=enum_choice(TorchVariant), default=TorchVariant.CPU.value,
               show_default=True, help="CPU wheel, or the CUDA build (run it with GPUs).")  # fmt: skip
 @click.option("--base", "base_image", default=None,
               help="Image to build FROM (default: harness/base:bookworm for standard, the "
@@ -106,7 +106,7 @@ def list_(untagged: bool) -> None:
 
 @containers.command()
 @click.argument("images", nargs=-1, required=True)
-@click.option("--suite", type=click.Choice(["kernels", "perturb", "all"]), default="kernels",
+@click.option("--suite", type=enum_choice(Suite), default=Suite.KERNELS.value,
               show_default=True, help="Benchmark suite(s) to run.")  # fmt: skip
 @click.option("-k", "k", default=None,
               help="pytest -k expression (default: a small CPU selection of the suite; '' for "

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir, threads_option
+from harness.commands.options import OutputDir, enum_choice, threads_option
+from harness.experiments.introspect_demo import Demo
 
 
 @click.command()
 @click.option(
     "--demo",
     required=True,
-    type=click.Choice(["digits", "volumes", "images"]),
+    type=enum_choice(Demo),
     help="digits: sklearn digits MLP (even/odd); volumes: regional-volume MLP; images: 3D CNN.",
 )
 @click.option(
@@ -58,9 +59,9 @@ def introspect(
     interrupted run resumes from its last finished epoch when started again with the same options.
     """
     from harness.errors import InputError
-    from harness.introspect.demos import Demo, IntrospectConfig, run_demo
+    from harness.experiments.introspect_demo import IntrospectConfig, run_demo
 
-    if cohort and demo == "digits":
+    if cohort and Demo(demo) is Demo.DIGITS:
         raise InputError("--cohort applies only to --demo volumes or images")
     config = IntrospectConfig(
         demo=Demo(demo), epochs=epochs, top_k=top_k, every=every, shuffle_groups=shuffle_groups,

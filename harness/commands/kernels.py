@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir, executor_options, threads_option
-
-INPUT_KINDS = ["random", "exact-int", "pow2", "near-pow2", "zeros"]
+from harness.commands.options import OutputDir, enum_choice, executor_options, threads_option
+from harness.kernels import KernelMode
+from harness.kernels.cases import InputKind
 
 
 @click.group()
@@ -25,9 +25,9 @@ def kernels():
 @click.option("--backend", "backends", multiple=True,
               help="Verificarlo backend, repeatable [default: mca-rr@24,53 and mca_int-rr@24,53]; "
                    "e.g. ieee, mca-rr, mca-pb@24,53, mca_int-rr.")  # fmt: skip
-@click.option("--mode", "modes", multiple=True, type=click.Choice(["sr", "rr"]),
+@click.option("--mode", "modes", multiple=True, type=enum_choice(KernelMode, exclude=[KernelMode.IEEE]),
               help="harness kernel mode, repeatable [default: sr and rr].")  # fmt: skip
-@click.option("--input", "kinds", multiple=True, type=click.Choice(INPUT_KINDS),
+@click.option("--input", "kinds", multiple=True, type=enum_choice(InputKind),
               help="Input kind, repeatable [default: all].")  # fmt: skip
 @click.option("--dtype", "dtypes", multiple=True, type=click.Choice(["float32", "float64"]),
               help="Precision, repeatable [default: both].")  # fmt: skip

@@ -70,11 +70,21 @@ def threads_option(command):
     )(command)
 
 
+def enum_choice(enum_type, exclude=()) -> click.Choice:
+    """A click choice offering the values of ``enum_type``'s members (minus ``exclude``): the
+    command line spells what the package parses (:func:`harness.enums.parse_enum`)."""
+    from harness.enums import choices
+
+    return click.Choice(choices(enum_type, exclude))
+
+
 def executor_options(command):
     """``--executor serial|dask``, ``--workers N``, ``--scheduler ADDRESS``, ``--scheduler-file
     FILE`` and ``--retries N``, checked once into an :class:`harness.executors.ExecutorSpec`
     passed to the command as ``executor_spec``."""
     import functools
+
+    from harness.executors import ExecutorKind
 
     @functools.wraps(command)
     def wrapper(*args, executor, workers, scheduler, scheduler_file, retries, **kwargs):
@@ -85,7 +95,7 @@ def executor_options(command):
         return command(*args, executor_spec=spec, **kwargs)
 
     options = [
-        click.option("--executor", type=click.Choice(["serial", "dask"]), default=None,
+        click.option("--executor", type=enum_choice(ExecutorKind), default=None,
                      help="Run the independent jobs one after another in this process (serial) "
                      "or on a Dask cluster [default: serial; dask when --workers, --scheduler or "
                      "--scheduler-file is given]."),

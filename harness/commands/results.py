@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from harness.commands.options import OutputFile
+from harness.commands.options import OutputFile, enum_choice
+from harness.store.tables import TableFormat
 
-FORMATS = ["table", "tsv", "json"]
+FORMATS = enum_choice(TableFormat, exclude=[TableFormat.MD])
 DB_HELP = "Database file [default: $HARNESS_DB or ~/.cache/harness/results.duckdb]."
 
 
@@ -44,7 +45,7 @@ def ingest(roots: tuple[str, ...], db_path: str | None, quiet: bool, skip_bad: b
 @results.command()
 @click.argument("sql")
 @click.option("--db", "db_path", default=None, help=DB_HELP)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def query(sql: str, db_path: str, fmt: str) -> None:
     """Run one SQL query (DuckDB dialect, read-only) and print the result.
 
@@ -60,7 +61,7 @@ def query(sql: str, db_path: str, fmt: str) -> None:
 
 @results.command(name="list")
 @click.option("--db", "db_path", default=None, help=DB_HELP)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def list_(db_path: str, fmt: str) -> None:
     """List the runs (with status and device) and benchmark files in the database."""
     from harness.store.db import ResultsDB, default_db_path

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir, threads_option
+from harness.commands.options import OutputDir, enum_choice, threads_option
+from harness.perturb.modes import Mode
+from harness.train.config import Engine
+from harness.train.schedule import Schedule
 
 
 def parse_views(text: str) -> tuple[str, ...]:
@@ -50,7 +53,7 @@ def training_options(command):
         click.option("--batch-size", type=int, default=16, show_default=True),
         click.option("--lr", type=float, default=0.01, show_default=True, help="Adam learning rate."),
         click.option(
-            "--schedule", type=click.Choice(["v1", "milestones", "cosine"]), default=None,
+            "--schedule", type=enum_choice(Schedule), default=None,
             help="Learning-rate schedule: v1 (x gamma every --step-size epochs), milestones "
             "(x gamma at each --milestones fraction of the run) or cosine (warm restarts, "
             "--cycles per run) [default: v1 for full/tiny, milestones for small].",
@@ -99,16 +102,16 @@ def training_options(command):
 )
 @click.option(
     "--mode",
-    type=click.Choice(["ieee", "rr", "sr", "ud"]),
-    default="ieee",
+    type=enum_choice(Mode),
+    default=Mode.IEEE.value,
     show_default=True,
     help="Arithmetic of forward, backward and optimizer step.",
 )
 @click.option("--precision", type=int, default=None, help="Virtual precision t (rr, sr).")
 @click.option(
     "--engine",
-    type=click.Choice(["op", "kernel"]),
-    default="op",
+    type=enum_choice(Engine, exclude=[Engine.NONE]),
+    default=Engine.OP.value,
     show_default=True,
     help="op: every ATen op perturbed; kernel: instrumented conv/BN kernels (ieee, rr, sr).",
 )

@@ -44,6 +44,8 @@ class Comparison:
     benchmarks_b: pd.DataFrame = field(default_factory=pd.DataFrame)
     metrics_a: pd.DataFrame = field(default_factory=pd.DataFrame)
     metrics_b: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: one line per unreadable run manifest left out (``skip_bad``)
+    warnings: list[str] = field(default_factory=list)
 
     def benchmarks(self) -> pd.DataFrame:
         return self.rows[self.rows["section"] == "benchmark"].reset_index(drop=True)
@@ -131,20 +133,27 @@ def _run_rows(a: pd.DataFrame, b: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def compare_results(a_paths, b_paths, alpha: float = DEFAULT_ALPHA) -> Comparison:
+def compare_results(
+    a_paths, b_paths, alpha: float = DEFAULT_ALPHA, skip_bad: bool = False
+) -> Comparison:
     """Compare result set A against B (each: a path or a list of paths).
+
+    ``skip_bad`` leaves out unreadable run manifests (named in the result's ``warnings``)
+    instead of failing.
 
     Raises
     ------
     InputError
-        If a path is missing or unreadable, or the two sets share nothing to compare.
+        If a path is missing or unreadable (a run manifest: unless ``skip_bad``), or the two
+        sets share nothing to compare.
     """
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
-    sides = []
+    sides, warnings = [], []
     for paths in (a_paths, b_paths):
-        db = load_results(_as_list(paths))
+        db = load_results(_as_list(paths), skip_bad=skip_bad)
         sides.append((db.table("benchmarks"), db.query(RUN_METRICS_SQL)))
+        warnings += db.warnings
         db.close()
     (bench_a, runs_a), (bench_b, runs_b) = sides
     rows = _benchmark_rows(bench_a, bench_b, alpha) + _run_rows(runs_a.copy(), runs_b.copy())
@@ -156,7 +165,7 @@ def compare_results(a_paths, b_paths, alpha: float = DEFAULT_ALPHA) -> Compariso
         )
     numeric = ["a", "b", "delta", "ratio", "p_value"]
     frame[numeric] = frame[numeric].astype(float)
-    return Comparison(frame, alpha, bench_a, bench_b, runs_a, runs_b)
+    return Comparison(frame, alpha, bench_a, bench_b, runs_a, runs_b, warnings)
 
 
 def display_frame(rows: pd.DataFrame) -> pd.DataFrame:

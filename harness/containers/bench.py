@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 from harness.runs import RunDir, RunKind, catalogue
 
@@ -35,14 +36,7 @@ class Suite(Enum):
 
     @classmethod
     def parse(cls, value) -> Suite:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            raise InputError(
-                f"--suite must be one of {[s.value for s in cls]}, got {value!r}"
-            ) from None
+        return parse_enum(cls, value, "--suite")
 
     @property
     def files(self) -> list[str]:

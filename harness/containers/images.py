@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 
 #: Dockerfiles and READMEs of the images (``containers/`` of the source tree, through a symlink)
@@ -33,13 +34,7 @@ class ImageKind(Enum):
 
     @classmethod
     def parse(cls, value) -> ImageKind:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = [k.value for k in cls]
-            raise InputError(f"image kind must be one of {choices}, got {value!r}") from None
+        return parse_enum(cls, value, "image kind")
 
 
 class BuildNetwork(Enum):
@@ -57,13 +52,7 @@ class TorchVariant(Enum):
 
     @classmethod
     def parse(cls, value) -> TorchVariant:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = [v.value for v in cls]
-            raise InputError(f"torch variant must be one of {choices}, got {value!r}") from None
+        return parse_enum(cls, value, "torch variant")
 
 
 class ContextPart(Enum):

@@ -16,9 +16,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from harness.errors import InputError
+from harness.perturb.modes import Mode
+from harness.train.config import KERNEL_MODES, Engine
 
 SEED_FACTORS = ("init", "data", "augment")
-ARITHMETIC_FACTORS = ("mca-rr", "mca-sr", "mca-ud", "kernel-rr", "kernel-sr")
+#: the prefix of an arithmetic factor -> its engine (``mca-sr``: op-level sr)
+FACTOR_ENGINES = {"mca": Engine.OP, "kernel": Engine.KERNEL}
+#: every arithmetic factor, ``<prefix>-<mode>``, for each perturbing mode its engine runs
+ARITHMETIC_FACTORS = tuple(
+    f"{prefix}-{mode.value}"
+    for prefix, engine in FACTOR_ENGINES.items()
+    for mode in Mode
+    if mode is not Mode.IEEE and (engine is Engine.OP or mode in KERNEL_MODES)
+)
 
 
 @dataclass(frozen=True)
@@ -29,8 +39,8 @@ class MemberSpec:
     factor: str
     member_index: int
     vary: tuple[str, ...] = ()
-    mode: str = "ieee"
-    engine: str = "none"  # none | op | kernel
+    mode: Mode = Mode.IEEE
+    engine: Engine = Engine.NONE
     mca_seed: int = 0
     precision: int | None = None
     extra: dict = field(default_factory=dict)
@@ -38,10 +48,11 @@ class MemberSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["vary"] = list(self.vary)
+        d["mode"], d["engine"] = self.mode.value, self.engine.value
         return d
 
 
-def parse_factor(text: str) -> tuple[str, tuple[str, ...], str, str]:
+def parse_factor(text: str) -> tuple[str, tuple[str, ...], Mode, Engine]:
     """``"seed:init+data"`` -> (factor name, varied seeds, mode, engine)."""
     text = text.strip().lower()
     if text.startswith("seed"):
@@ -51,10 +62,10 @@ def parse_factor(text: str) -> tuple[str, tuple[str, ...], str, str]:
         if bad:
             raise InputError(f"seed factor parts must be among {list(SEED_FACTORS)}, got {bad}")
         name = "seed" if not subset else "seed-" + "".join(v[0] for v in vary)
-        return name, vary, "ieee", "none"
+        return name, vary, Mode.IEEE, Engine.NONE
     if text in ARITHMETIC_FACTORS:
-        engine, mode = text.split("-")
-        return text, (), mode, "op" if engine == "mca" else "kernel"
+        prefix, mode = text.split("-")
+        return text, (), Mode(mode), FACTOR_ENGINES[prefix]
     raise InputError(
         f"factor must be 'seed', 'seed:<init|data|augment>[+...]' or one of {list(ARITHMETIC_FACTORS)}, "
         f"got {text!r}"
@@ -81,8 +92,8 @@ def plan_ensemble(factors: dict[str, int], precision: int | None = None) -> list
                     vary=vary,
                     mode=mode,
                     engine=engine,
-                    mca_seed=k if engine != "none" else 0,
-                    precision=precision if engine != "none" else None,
+                    mca_seed=k if engine is not Engine.NONE else 0,
+                    precision=precision if engine is not Engine.NONE else None,
                 )
             )
     return members

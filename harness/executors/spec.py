@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 
 _ADDRESS = re.compile(r"\A(tcp|tls)://[^\s:/]+:\d{1,5}\Z")
@@ -28,13 +29,7 @@ class ExecutorKind(Enum):
         InputError
             If ``value`` names no kind.
         """
-        if isinstance(value, cls):
-            return value
-        text = str(value).strip().lower()
-        for kind in cls:
-            if kind.value == text:
-                return kind
-        raise InputError(f"--executor must be one of {[k.value for k in cls]}, got {value!r}")
+        return parse_enum(cls, value, "--executor")
 
 
 @dataclass(frozen=True)

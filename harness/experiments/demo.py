@@ -10,10 +10,8 @@ ensemble analysis → kernel microbenchmarks (pytest-benchmark) → introspectio
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -142,7 +140,7 @@ def stage_granularity(ctx: DemoContext) -> str:
 
     cfg = GranularityConfig(seed=ctx.seed, repeats=ctx.size.granularity_repeats)
     run = ctx.stage_dir("granularity")
-    run.start("harness demo: op-level vs kernel-level", asdict(cfg))
+    run.start("harness demo: op-level vs kernel-level", cfg.to_dict())
     frame = run_granularity(cfg)
     run.write_table(catalogue.GRANULARITY, frame)
     run.finish()
@@ -206,28 +204,48 @@ def _with_interval(frame, name: str):
 
 
 def stage_kernel_bench(ctx: DemoContext) -> str:
-    """The kernel microbenchmarks through pytest-benchmark, as a user would run them."""
-    suite = Path(__file__).resolve().parents[2] / "benchmarks" / "test_bench_kernels.py"
+    """The kernel microbenchmarks through pytest-benchmark, as a user would run them.
+
+    The suite ships inside the package (``harness/containers/suites``, the images' copy of
+    ``benchmarks/``), so an installed harness runs it as a source checkout does.
+    """
+    from harness.containers.images import BENCH_DIR
+
+    suite = BENCH_DIR / "test_bench_kernels.py"
     if not suite.exists():
-        raise HarnessError(
-            f"kernel benchmarks not found at {suite}: the demo's kernel stage needs a source "
-            "checkout (pip install -e .)"
-        )
+        raise HarnessError(f"kernel benchmarks not found at {suite}: reinstall harness")
     run = ctx.stage_dir("kernel-bench")
     cases = ctx.size.kernel_cases
-    run.start("harness demo: kernel microbenchmarks", {"suite": str(suite), "cases": cases})
+    run.start("harness demo: kernel microbenchmarks", {"suite": suite.name, "cases": cases})
     target = run.file(catalogue.KERNEL_BENCH)
     partial = target.with_name(target.name + ".partial")
-    command = [
-        sys.executable, "-m", "pytest", str(suite), "-k", cases, "-p", "no:cacheprovider",
-        "--benchmark-json", str(partial), "-q", "--no-header",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, cwd=suite.parents[1])
-    if done.returncode != 0:
-        raise HarnessError(f"kernel benchmarks failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    code, log = run_pytest([str(suite), "-k", cases, "--benchmark-json", str(partial)])
+    if code != 0:
+        raise HarnessError(f"kernel benchmarks failed (pytest exit status {code}):\n{log[-4000:]}")
     partial.replace(target)
     run.finish(outputs=[target.name])
     return _kernel_table(target)
+
+
+def run_pytest(args: list[str]) -> tuple[int, str]:
+    """Run pytest in this process on shipped suites; return its exit status and its output.
+
+    No configuration file is read (the suites need none, and an installed package has no
+    checkout to find one in), nothing is cached, and the suites are imported without changing
+    ``sys.path``.
+    """
+    import contextlib
+    import io
+    import os
+
+    import pytest
+
+    options = ["-c", os.devnull, "--rootdir", str(Path(args[0]).parent), "-p", "no:cacheprovider",
+               "--import-mode=importlib", "-q", "--no-header"]  # fmt: skip
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        code = pytest.main([*args, *options])
+    return int(code), output.getvalue()
 
 
 def _kernel_table(path: Path) -> str:
@@ -252,7 +270,7 @@ def _kernel_table(path: Path) -> str:
 
 
 def stage_introspect(ctx: DemoContext) -> str:
-    from harness.introspect.demos import Demo, IntrospectConfig, run_demo
+    from harness.experiments.introspect_demo import Demo, IntrospectConfig, run_demo
 
     cfg = IntrospectConfig(
         demo=Demo.VOLUMES,

@@ -11,7 +11,7 @@ output and of each weight gradient against the IEEE run.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -19,7 +19,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from harness.errors import InputError
+from harness.perturb.modes import Mode
 from harness.perturb.seeds import torch_seed
+from harness.train.config import KERNEL_MODES
+
+#: the perturbing modes both levels implement
+LEVEL_MODES = tuple(m for m in KERNEL_MODES if m is not Mode.IEEE)
 
 #: ATen ops of conv and batchnorm (forward and backward), the layers the kernels instrument.
 CONV_BN_OPS = [
@@ -32,20 +37,27 @@ CONV_BN_OPS = [
 
 @dataclass
 class GranularityConfig:
-    mode: str = "sr"
+    mode: Mode | str = Mode.SR
     repeats: int = 8
     batch: int = 4
     channels: int = 8
     size: int = 16
     seed: int = 0
 
+    def __post_init__(self):
+        self.mode = Mode.parse(self.mode)
+
     def validate(self) -> None:
-        if self.mode not in ("sr", "rr"):
+        if self.mode not in LEVEL_MODES:
             raise InputError(
-                f"mode must be 'sr' or 'rr' (both levels implement them), got {self.mode!r}"
+                f"mode must be one of {[m.value for m in LEVEL_MODES]} (both levels implement "
+                f"them), got {self.mode.value!r}"
             )
         if self.repeats < 2:
             raise InputError(f"repeats must be >= 2, got {self.repeats}")
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"mode": self.mode.value}
 
 
 def block(channels: int) -> nn.Module:
@@ -102,7 +114,7 @@ def run_granularity(cfg: GranularityConfig):
             rows.append(
                 {
                     "granularity": level,
-                    "mode": cfg.mode,
+                    "mode": cfg.mode.value,
                     "quantity": quantity,
                     "sig_bits_median": bits["median"],
                     "sig_bits_mean": bits["mean"],

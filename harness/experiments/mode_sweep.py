@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from harness.errors import InputError
+from harness.perturb.modes import Mode
 from harness.perturb.seeds import torch_seed
 
 
@@ -24,7 +25,7 @@ from harness.perturb.seeds import torch_seed
 class SweepConfig:
     """Settings of a mode sweep (defaults run in well under a minute on a laptop CPU)."""
 
-    modes: Sequence[str] = ("ieee", "rr", "sr", "ud")
+    modes: Sequence[Mode | str] = tuple(Mode)
     repeats: int = 6
     steps: int = 15
     batch_size: int = 16
@@ -73,7 +74,7 @@ def make_batches(cfg: SweepConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
     ]
 
 
-def _context(mode: str, seed: int, precision: int | None):
+def _context(mode: Mode | str, seed: int, precision: int | None):
     from harness.perturb import StochasticArithmetic
 
     return StochasticArithmetic(mode=mode, precision=precision, seed=seed)
@@ -81,7 +82,7 @@ def _context(mode: str, seed: int, precision: int | None):
 
 def train_once(
     cfg: SweepConfig,
-    mode: str,
+    mode: Mode | str,
     mca_seed: int,
     batches,
     model_factory: Callable[[], torch.nn.Module],
@@ -116,21 +117,24 @@ def sweep_run(config: dict, mode: str, mca_seed: int,
     """One training of the sweep, as a job: rebuilds the batches from ``config`` (a
     :func:`config_dict`), so it runs the same in any process."""
     cfg = SweepConfig(**{**config, "modes": tuple(config["modes"])})
-    return train_once(cfg, mode, mca_seed, make_batches(cfg), model_factory or default_model)
+    batches = make_batches(cfg)
+    return train_once(cfg, Mode.parse(mode), mca_seed, batches, model_factory or default_model)
 
 
-def sweep_jobs(cfg: SweepConfig, modes: Sequence[str], model_factory: Callable | None = None):
-    """The reference IEEE run and every (mode, repeat) run, as independent jobs."""
+def sweep_jobs(cfg: SweepConfig, modes: Sequence[Mode], model_factory: Callable | None = None):
+    """The reference IEEE run and every (mode, repeat) run, as independent jobs (the mode
+    travels as its value: jobs are plain data)."""
     from harness.executors import Job
 
     hooks = {} if model_factory is None else {"model_factory": model_factory}
     config = config_dict(cfg)
     func = "harness.experiments.mode_sweep:sweep_run"
-    jobs = [Job("reference", func, {"config": config, "mode": "ieee", "mca_seed": 0}, hooks=hooks)]
+    reference = {"config": config, "mode": Mode.IEEE.value, "mca_seed": 0}
+    jobs = [Job("reference", func, reference, hooks=hooks)]
     for mode in modes:
-        for r in range(2 if mode == "ieee" else cfg.repeats):
-            kwargs = {"config": config, "mode": mode, "mca_seed": cfg.seed * 1000 + r}
-            jobs.append(Job(f"{mode}-{r + 1:02d}", func, kwargs, hooks=hooks))
+        for r in range(2 if mode is Mode.IEEE else cfg.repeats):
+            kwargs = {"config": config, "mode": mode.value, "mca_seed": cfg.seed * 1000 + r}
+            jobs.append(Job(f"{mode.value}-{r + 1:02d}", func, kwargs, hooks=hooks))
     return jobs
 
 
@@ -147,10 +151,9 @@ def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None, exec
 
     from harness.executors import SerialExecutor, raise_for_failures, run_jobs
     from harness.metrics import significant_bits, summarize
-    from harness.perturb import Mode
 
     cfg.validate()
-    modes = [Mode.parse(m).value for m in cfg.modes]
+    modes = [Mode.parse(m) for m in cfg.modes]
     jobs = sweep_jobs(cfg, modes, model_factory)
     done = run_jobs(executor or SerialExecutor(), jobs, desc="mode sweep")
     if outcomes is not None:
@@ -160,8 +163,8 @@ def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None, exec
     reference = results["reference"]
     rows = []
     for mode in modes:
-        n = 2 if mode == "ieee" else cfg.repeats
-        runs = [results[f"{mode}-{r + 1:02d}"] for r in range(n)]
+        n = 2 if mode is Mode.IEEE else cfg.repeats
+        runs = [results[f"{mode.value}-{r + 1:02d}"] for r in range(n)]
         weights = np.stack([run["weights"] for run in runs])
         final_loss = np.array([[run["losses"][-1]] for run in runs])
         # identical samples get "all bits"; fp32 carries at most 24 of them
@@ -169,7 +172,7 @@ def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None, exec
         loss_bits = min(significant_bits(final_loss, [reference["losses"][-1]])[0], 24)
         rows.append(
             {
-                "mode": mode,
+                "mode": mode.value,
                 "runs": n,
                 "identical_runs": bool(np.all(weights == weights[0])),
                 "weights_sig_bits_min": w_bits["min"],
@@ -181,7 +184,7 @@ def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None, exec
             }
         )
     frame = pd.DataFrame(rows)
-    ieee_ms = frame.loc[frame["mode"] == "ieee", "step_ms"]
+    ieee_ms = frame.loc[frame["mode"] == Mode.IEEE.value, "step_ms"]
     if len(ieee_ms):
         frame["step_time_vs_ieee"] = frame["step_ms"] / float(ieee_ms.iloc[0])
     return frame
@@ -189,5 +192,5 @@ def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None, exec
 
 def config_dict(cfg: SweepConfig) -> dict:
     d = asdict(cfg)
-    d["modes"] = list(cfg.modes)
+    d["modes"] = [Mode.parse(m).value for m in cfg.modes]
     return d

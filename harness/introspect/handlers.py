@@ -35,13 +35,6 @@ class Quantity(enum.Enum):
     ADJ = "adj"
 
 
-class UnknownLayer(enum.Enum):
-    """What the probe does with a parametrised layer that has no registered handler."""
-
-    SKIP = "skip"
-    RAISE = "raise"
-
-
 @dataclass
 class Call:
     """One forward call of a module: its inputs and, after backward, the output gradients."""

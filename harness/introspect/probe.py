@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.enums import OnUnknown, parse_enum
 from harness.errors import InputError, check_positive
-from harness.introspect.handlers import Handler, Quantity, UnknownLayer, handler_for
+from harness.introspect.handlers import Handler, Quantity, handler_for
 from harness.runs.catalogue import SPECTRA
 
 #: columns of the probe's table (the declared spectra artifact)
@@ -32,26 +33,10 @@ COLUMNS = list(SPECTRA.columns)
 
 def parse_quantities(quantities: Iterable[str | Quantity]) -> tuple[Quantity, ...]:
     """Strings or :class:`Quantity` members -> a tuple of members (validated)."""
-    out = []
-    for q in quantities:
-        try:
-            out.append(q if isinstance(q, Quantity) else Quantity(q))
-        except ValueError:
-            raise InputError(
-                f"quantities must be among {[m.value for m in Quantity]}, got {q!r}"
-            ) from None
+    out = [parse_enum(Quantity, q, "quantities") for q in quantities]
     if not out:
         raise InputError("quantities must not be empty")
     return tuple(dict.fromkeys(out))
-
-
-def _policy(unknown: str | UnknownLayer) -> UnknownLayer:
-    try:
-        return unknown if isinstance(unknown, UnknownLayer) else UnknownLayer(unknown)
-    except ValueError:
-        raise InputError(
-            f"unknown must be one of {[m.value for m in UnknownLayer]}, got {unknown!r}"
-        ) from None
 
 
 #: why per-group spectra of some layers are not those of the group's own loss
@@ -101,7 +86,7 @@ class SpectralProbe:
         Keep the ``top_k`` largest singular values per spectrum (None: all).
     every : int
         Probe every ``every``-th call of :meth:`step` (the first one included).
-    unknown : {"skip", "raise"} or UnknownLayer
+    unknown : OnUnknown or {"skip", "raise"}
         With ``layers=None``: what to do with a module that owns parameters but has no handler.
     group_names : mapping, optional
         Label -> group name for the table (default ``str(label)``).
@@ -118,7 +103,7 @@ class SpectralProbe:
         quantities: Sequence[str | Quantity] = ("grad", "act", "adj"),
         top_k: int | None = 10,
         every: int = 1,
-        unknown: str | UnknownLayer = UnknownLayer.SKIP,
+        unknown: OnUnknown | str = OnUnknown.SKIP,
         group_names: Mapping | None = None,
         run: str = "",
         dtype: torch.dtype | None = None,
@@ -132,7 +117,7 @@ class SpectralProbe:
         self.quantities = parse_quantities(quantities)
         self.top_k = top_k
         self.every = int(every)
-        self.unknown = _policy(unknown)
+        self.unknown = parse_enum(OnUnknown, unknown, "unknown")
         self.group_names = dict(group_names or {})
         self.run = run
         self.dtype = dtype
@@ -161,7 +146,7 @@ class SpectralProbe:
                     raise InputError(
                         f"layer {name!r} ({type(module).__name__}) has no spectral handler"
                     )
-                if owns_params and self.unknown is UnknownLayer.RAISE:
+                if owns_params and self.unknown is OnUnknown.RAISE:
                     raise InputError(
                         f"layer {name!r} ({type(module).__name__}) has parameters but no spectral "
                         "handler; pass unknown='skip' or choose layers"

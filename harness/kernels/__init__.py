@@ -11,10 +11,10 @@ time by :func:`load_extension`.
 >>> reseed(model, 2)                                        # new random streams
 """
 
+from harness.enums import OnUnknown
 from harness.kernels.build import BuildVariant, KernelMode, load_extension, parse_mode
 from harness.kernels.functional import KernelStream, batch_norm2d, conv2d
 from harness.kernels.instrument import (
-    Unsupported,
     instrument_model,
     instrumented_layers,
     layer_seed,
@@ -28,7 +28,7 @@ __all__ = [
     "InstrumentedConv2d",
     "KernelMode",
     "KernelStream",
-    "Unsupported",
+    "OnUnknown",
     "batch_norm2d",
     "conv2d",
     "instrument_model",

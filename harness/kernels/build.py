@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+from harness.enums import parse_enum
 from harness.errors import InputError, MissingDependencyError
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
@@ -49,14 +50,7 @@ class BuildVariant(Enum):
 
 def parse_mode(mode) -> KernelMode:
     """Turn ``"ieee" | "sr" | "rr"`` (or an Enum with such a ``value``) into :class:`KernelMode`."""
-    value = getattr(mode, "value", mode)
-    if isinstance(value, str):
-        value = value.lower()
-    try:
-        return KernelMode(value)
-    except ValueError:
-        choices = [m.value for m in KernelMode]
-        raise InputError(f"mode must be one of {choices}, got {mode!r}") from None
+    return parse_enum(KernelMode, getattr(mode, "value", mode), "mode")
 
 
 def cache_dir() -> Path:
@@ -230,12 +224,7 @@ def load_extension(mode="ieee", variant="native", verbose: bool = False) -> Modu
     from torch.utils import cpp_extension
 
     mode = parse_mode(mode)
-    try:
-        variant = BuildVariant(variant)
-    except ValueError:
-        raise InputError(
-            f"variant must be one of {[v.value for v in BuildVariant]}, got {variant!r}"
-        ) from None
+    variant = parse_enum(BuildVariant, variant, "variant")
     if variant is BuildVariant.VERIFICARLO:
         # a torch extension cannot host the Verificarlo build: the instrumented objects must be
         # linked by verificarlo-c, and loading them needs VFC_BACKENDS fixed for the process

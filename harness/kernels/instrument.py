@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import copy
-from enum import Enum
 
 import numpy as np
 from torch import nn
 
+from harness.enums import OnUnknown, parse_enum
 from harness.errors import InputError
 from harness.kernels.build import parse_mode
 from harness.kernels.modules import InstrumentedBatchNorm2d, InstrumentedConv2d
-
-
-class Unsupported(Enum):
-    """What :func:`instrument_model` does with a Conv2d it cannot instrument (groups > 1, ...)."""
-
-    RAISE = "raise"
-    SKIP = "skip"
 
 
 def layer_seed(seed: int, index: int) -> int:
@@ -35,7 +28,7 @@ def _supported_conv(module: nn.Conv2d) -> bool:
     return module.groups == 1 and module.padding_mode == "zeros"
 
 
-def _instrumented_copy(module: nn.Module, mode, seed: int, unsupported: Unsupported):
+def _instrumented_copy(module: nn.Module, mode, seed: int, unsupported: OnUnknown):
     if isinstance(module, (InstrumentedConv2d, InstrumentedBatchNorm2d)):
         module.mode = mode
         module.reseed(seed)
@@ -43,7 +36,7 @@ def _instrumented_copy(module: nn.Module, mode, seed: int, unsupported: Unsuppor
     if type(module) is nn.Conv2d:
         if _supported_conv(module):
             return InstrumentedConv2d.from_conv(module, mode, seed)
-        if unsupported is Unsupported.RAISE:
+        if unsupported is OnUnknown.RAISE:
             raise InputError(
                 f"cannot instrument {module!r}: groups must be 1 and padding_mode 'zeros' "
                 "(pass unsupported='skip' to leave such layers in IEEE torch)"
@@ -60,7 +53,7 @@ def instrument_model(
     seed: int = 0,
     *,
     inplace: bool = False,
-    unsupported: Unsupported | str = "raise",
+    unsupported: OnUnknown | str = OnUnknown.RAISE,
 ) -> nn.Module:
     """Replace every ``nn.Conv2d`` and ``nn.BatchNorm2d`` of ``model`` by its instrumented twin.
 
@@ -74,7 +67,7 @@ def instrument_model(
     inplace : bool
         False (default): a deep copy is instrumented and returned, ``model`` is untouched.
         True: ``model`` itself is modified (its parameters stay the same tensors) and returned.
-    unsupported : {"raise", "skip"}
+    unsupported : OnUnknown or {"raise", "skip"}
         Policy for convolutions the kernels do not cover (groups > 1, non-zero padding modes).
 
     Returns
@@ -83,12 +76,7 @@ def instrument_model(
         The instrumented model; ``state_dict`` keys and values equal the original's.
     """
     mode = parse_mode(mode)
-    try:
-        unsupported = Unsupported(getattr(unsupported, "value", unsupported))
-    except ValueError:
-        raise InputError(
-            f"unsupported must be one of ['raise', 'skip'], got {unsupported!r}"
-        ) from None
+    unsupported = parse_enum(OnUnknown, unsupported, "unsupported")
     target = model if inplace else copy.deepcopy(model)
     index = 0
     for _parent_name, parent in list(target.named_modules()):

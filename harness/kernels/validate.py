@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 from harness.kernels.build import KernelMode
 from harness.kernels.cases import (
@@ -312,15 +313,7 @@ VfcExecutor = Callable[[VfcBackend, Path, int, int], dict]
 
 
 def parse_kinds(kinds) -> list[InputKind]:
-    out = []
-    for k in kinds:
-        try:
-            out.append(k if isinstance(k, InputKind) else InputKind(str(k).lower()))
-        except ValueError:
-            raise InputError(
-                f"input kind must be one of {[i.value for i in InputKind]}, got {k!r}"
-            ) from None
-    return out
+    return [parse_enum(InputKind, k, "input kind") for k in kinds]
 
 
 def parse_dtypes(dtypes) -> list[str]:

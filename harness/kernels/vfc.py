@@ -32,6 +32,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.enums import choices, parse_enum
 from harness.errors import HarnessError, InputError, MissingDependencyError
 from harness.kernels.build import (
     C_SOURCE,
@@ -139,12 +140,7 @@ def build_library(
 
 
 def _parse_variant(variant) -> BuildVariant:
-    try:
-        return variant if isinstance(variant, BuildVariant) else BuildVariant(str(variant).lower())
-    except ValueError:
-        raise InputError(
-            f"variant must be one of {[v.value for v in BuildVariant]}, got {variant!r}"
-        ) from None
+    return parse_enum(BuildVariant, variant, "variant")
 
 
 def default_library() -> Path:
@@ -264,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="compile and link the kernel library")
     build.add_argument("--output", required=True)
-    build.add_argument("--variant", default="verificarlo", choices=[v.value for v in BuildVariant])
-    build.add_argument("--mode", default="ieee", choices=[m.value for m in KernelMode])
+    build.add_argument("--variant", default="verificarlo", choices=choices(BuildVariant))
+    build.add_argument("--mode", default="ieee", choices=choices(KernelMode))
     check = sub.add_parser("check", help="load the library under a backend and run a conv")
     check.add_argument("--backend", required=True)
     check.add_argument("--library", default=None)

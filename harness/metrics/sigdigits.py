@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 
 
@@ -33,16 +34,6 @@ class ErrorKind(enum.Enum):
 class SigMethod(enum.Enum):
     CNH = "cnh"
     GENERAL = "general"
-
-
-def _parse_enum(enum_type, name: str, value):
-    if isinstance(value, enum_type):
-        return value
-    try:
-        return enum_type(str(value).lower())
-    except ValueError:
-        choices = [m.value for m in enum_type]
-        raise InputError(f"{name} must be one of {choices}, got {value!r}") from None
 
 
 def _as_float64(name: str, value) -> np.ndarray:
@@ -90,8 +81,8 @@ def significant_digits(
     """
     import significantdigits as sd
 
-    error = _parse_enum(ErrorKind, "error", error)
-    method = _parse_enum(SigMethod, "method", method)
+    error = parse_enum(ErrorKind, error, "error")
+    method = parse_enum(SigMethod, method, "method")
     if basis not in (2, 10):
         raise InputError(f"basis must be 2 or 10, got {basis!r}")
     _check_probability("probability", probability)

@@ -11,6 +11,7 @@ from enum import Enum
 
 import torch
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 
 #: significand bits ``p`` (implicit leading bit included) of each supported float dtype.
@@ -64,15 +65,7 @@ class Mode(Enum):
         InputError
             If ``value`` names no mode.
         """
-        if isinstance(value, Mode):
-            return value
-        if isinstance(value, str):
-            try:
-                return cls(value.strip().lower())
-            except ValueError:
-                pass
-        choices = [m.value for m in cls]
-        raise InputError(f"mode must be one of {choices}, got {value!r}")
+        return parse_enum(cls, value, "mode")
 
 
 def parse_dtype(value: torch.dtype | str) -> torch.dtype:

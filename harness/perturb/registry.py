@@ -11,25 +11,24 @@ from enum import Enum
 
 import torch
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 
 
 class Policy(Enum):
-    """What the engine does with an op's floating-point outputs."""
+    """What the engine does with an op's floating-point outputs.
+
+    Every op has one, the unknown ones too (``unknown_ops`` picks theirs): unlike
+    :class:`harness.enums.OnUnknown` (skip or refuse what a component cannot handle), both
+    choices are ways of running the op.
+    """
 
     PERTURB = "perturb"
     SKIP = "skip"
 
     @classmethod
     def parse(cls, value: Policy | str) -> Policy:
-        if isinstance(value, Policy):
-            return value
-        if isinstance(value, str):
-            try:
-                return cls(value.strip().lower())
-            except ValueError:
-                pass
-        raise InputError(f"unknown_ops must be one of {[p.value for p in cls]}, got {value!r}")
+        return parse_enum(cls, value, "unknown_ops")
 
 
 # Ops whose result needs no rounding (copies, views, selections, factories, sign flips) or that

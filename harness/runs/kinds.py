@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 
 
@@ -36,13 +37,8 @@ class RunKind(Enum):
         InputError
             If ``value`` names no kind.
         """
-        if isinstance(value, cls):
-            return value
-        text = str(value).strip().lower()
-        kind = _BY_VALUE.get(text) or ALIASES.get(text)
-        if kind is None:
-            raise InputError(f"run kind must be one of {[k.value for k in cls]}, got {value!r}")
-        return kind
+        alias = ALIASES.get(value.strip().lower()) if isinstance(value, str) else None
+        return alias or parse_enum(cls, value, "run kind")
 
     @classmethod
     def of_manifest(cls, manifest: dict) -> RunKind | None:
@@ -56,8 +52,6 @@ class RunKind(Enum):
         except InputError:
             return None
 
-
-_BY_VALUE = {k.value: k for k in RunKind}
 
 #: spellings written by earlier versions -> the kind
 ALIASES: dict[str, RunKind] = {"sweep": RunKind.SWEEP}

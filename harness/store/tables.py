@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 from enum import Enum
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from harness.enums import parse_enum
 
-from harness.errors import InputError
+if TYPE_CHECKING:  # pandas is imported where a table is rendered: commands list the formats
+    import pandas as pd
 
 
 class TableFormat(str, Enum):
@@ -19,18 +21,15 @@ class TableFormat(str, Enum):
 
     @classmethod
     def parse(cls, value: str | TableFormat) -> TableFormat:
-        try:
-            return cls(value)
-        except ValueError:
-            raise InputError(
-                f"format must be one of {[f.value for f in cls]}, got {value!r}"
-            ) from None
+        return parse_enum(cls, value, "format")
 
 
 def format_value(value, digits: int = 4) -> str:
     """A cell as text: floats with ``digits`` significant digits, missing values as ``-``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    import pandas as pd
+
     if value is pd.NA or value is pd.NaT:
         return "-"
     if isinstance(value, bool):
@@ -51,12 +50,18 @@ def _cells(frame: pd.DataFrame, digits: int) -> list[list[str]]:
     return [[format_value(v, digits) for v in row] for row in frame.itertuples(index=False)]
 
 
+def _numeric(frame: pd.DataFrame) -> list[bool]:
+    from pandas.api.types import is_numeric_dtype
+
+    return [is_numeric_dtype(frame[c]) for c in frame.columns]
+
+
 def to_text(frame: pd.DataFrame, digits: int = 4) -> str:
     """An aligned plain-text table (numbers right-aligned)."""
     header = [str(c) for c in frame.columns]
     rows = _cells(frame, digits)
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    numeric = _numeric(frame)
 
     def line(cells):
         return "  ".join(
@@ -72,7 +77,7 @@ def to_text(frame: pd.DataFrame, digits: int = 4) -> str:
 def to_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
     """A GitHub-flavoured Markdown table."""
     header = [str(c) for c in frame.columns]
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    numeric = _numeric(frame)
     rows = [[c.replace("|", "\\|") for c in r] for r in _cells(frame, digits)]
     out = ["| " + " | ".join(header) + " |"]
     out.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")

@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 
+from harness.enums import choices, parse_enum
 from harness.errors import InputError, check_choice
+from harness.kernels import KernelMode
 from harness.models.fastsurfer import PRESETS
+from harness.perturb.modes import Mode
 from harness.perturb.rng import splitmix64
 from harness.perturb.seeds import SeedPlan
 from harness.train.schedule import PRESET_SCHEDULE, Schedule, check_milestones
 
 VIEWS = ("axial", "coronal", "sagittal")
-MODES = ("ieee", "rr", "sr", "ud")
-ENGINES = ("none", "op", "kernel")
 DEVICES = ("cpu", "cuda")
+
+
+class Engine(Enum):
+    """Where a run's stochastic arithmetic happens."""
+
+    NONE = "none"  # plain torch
+    OP = "op"  # harness.perturb.StochasticArithmetic around every step
+    KERNEL = "kernel"  # the instrumented conv/batchnorm kernels of harness.kernels
+
+    @classmethod
+    def parse(cls, value: Engine | str) -> Engine:
+        return parse_enum(cls, value, "engine")
+
+
+#: the modes the instrumented kernels are compiled for
+KERNEL_MODES = tuple(Mode(value) for value in choices(KernelMode))
 
 
 @dataclass(frozen=True)
@@ -44,11 +62,11 @@ class TrainConfig:
         Cosine schedule: warm-restart cycles over the run.
     min_lr_ratio : float
         Cosine schedule: lowest rate as a fraction of ``lr``.
-    mode : {"ieee", "rr", "sr", "ud"}
+    mode : Mode or {"ieee", "rr", "sr", "ud"}
         Arithmetic of the forward, backward and optimizer step.
     precision : int, optional
         Virtual precision t of rr/sr (None: the dtype's own).
-    engine : {"none", "op", "kernel"}
+    engine : Engine or {"none", "op", "kernel"}
         ``op``: :class:`harness.perturb.StochasticArithmetic` around every step; ``kernel``: the
         instrumented conv/BN kernels of :mod:`harness.kernels` (ieee, rr, sr); ``none``: plain
         torch (forced when ``mode`` is ieee and engine is op).
@@ -73,9 +91,9 @@ class TrainConfig:
     milestones: tuple[float, ...] = (2 / 3,)
     cycles: int = 1
     min_lr_ratio: float = 0.0
-    mode: str = "ieee"
+    mode: Mode | str = Mode.IEEE
     precision: int | None = None
-    engine: str = "op"
+    engine: Engine | str = Engine.OP
     seeds: SeedPlan = field(default_factory=lambda: SeedPlan.derive(0, 0, ()))
     mca_seed: int = 0
     device: str = "cpu"
@@ -89,8 +107,8 @@ class TrainConfig:
             check_choice("view", view, VIEWS)
         object.__setattr__(self, "views", views)
         check_choice("preset", self.preset, tuple(PRESETS))
-        check_choice("mode", self.mode, MODES)
-        check_choice("engine", self.engine, ENGINES)
+        object.__setattr__(self, "mode", Mode.parse(self.mode))
+        object.__setattr__(self, "engine", Engine.parse(self.engine))
         check_choice("device", self.device, DEVICES)
         self._resolve_schedule()
         for name in ("epochs", "batch_size", "step_size", "cycles"):
@@ -115,13 +133,17 @@ class TrainConfig:
             raise InputError(
                 f"precision must be an integer in [1, 53] or None, got {self.precision!r}"
             )
-        if self.mode == "ieee" and self.engine == "op":
-            object.__setattr__(self, "engine", "none")
-        if self.mode != "ieee" and self.engine == "none":
-            raise InputError(f"mode {self.mode!r} needs engine 'op' or 'kernel', got 'none'")
-        if self.engine == "kernel" and self.mode == "ud":
-            raise InputError("engine 'kernel' supports modes ieee, rr and sr, got 'ud'")
-        if self.engine == "kernel" and self.precision is not None:
+        mode, engine = self.mode, self.engine
+        if mode is Mode.IEEE and engine is Engine.OP:
+            object.__setattr__(self, "engine", Engine.NONE)
+        if mode is not Mode.IEEE and engine is Engine.NONE:
+            raise InputError(f"mode {mode.value!r} needs engine 'op' or 'kernel', got 'none'")
+        if engine is Engine.KERNEL and mode not in KERNEL_MODES:
+            raise InputError(
+                f"engine 'kernel' supports modes {[m.value for m in KERNEL_MODES]}, "
+                f"got {mode.value!r}"
+            )
+        if engine is Engine.KERNEL and self.precision is not None:
             raise InputError(
                 "engine 'kernel' rounds at the working precision only; precision must be None, "
                 f"got {self.precision}"
@@ -143,6 +165,8 @@ class TrainConfig:
     def to_dict(self) -> dict:
         record = asdict(self)
         record["views"] = list(self.views)
+        record["mode"] = self.mode.value
+        record["engine"] = self.engine.value
         record["schedule"] = self.schedule.value
         record["milestones"] = list(self.milestones)
         record["seeds"] = self.seeds.to_dict()

@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from enum import Enum
 
+from harness.enums import parse_enum
 from harness.errors import InputError
 
 
@@ -38,12 +39,7 @@ class Schedule(str, Enum):
     @classmethod
     def parse(cls, value: str | Schedule) -> Schedule:
         """``"cosine"`` -> :attr:`COSINE`; an error naming the choices otherwise."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise InputError(
-                f"schedule must be one of {[s.value for s in cls]}, got {value!r}"
-            ) from None
+        return parse_enum(cls, value, "schedule")
 
 
 #: schedule a preset trains with unless told otherwise: the published nets keep v1

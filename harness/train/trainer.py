@@ -28,7 +28,7 @@ from harness.errors import HarnessError, InputError, MissingDependencyError
 from harness.models import FastSurferCNN, FastSurferLoss, fastsurfer_config
 from harness.perturb.seeds import torch_seed
 from harness.runs.checkpoints import load_checkpoint, save_checkpoint
-from harness.train.config import TrainConfig
+from harness.train.config import Engine, TrainConfig
 from harness.train.data import WeightedSliceDataset
 from harness.train.schedule import Schedule, cosine_factor, milestone_factor
 
@@ -51,7 +51,7 @@ def build_model(config: TrainConfig, view: str) -> torch.nn.Module:
     engine is ``kernel``)."""
     with torch_seed(config.seeds.init):
         model = FastSurferCNN(**fastsurfer_config(view, config.preset))
-    if config.engine == "kernel":
+    if config.engine is Engine.KERNEL:
         from harness.kernels import instrument_model
 
         model = instrument_model(model, config.mode, config.epoch_seed(1), inplace=True)
@@ -185,13 +185,13 @@ class ViewTrainer:
     # -- training -----------------------------------------------------------------------------
     def _perturbation(self, epoch: int):
         config = self.config
-        if config.engine == "op":
+        if config.engine is Engine.OP:
             from harness.perturb import StochasticArithmetic
 
             return StochasticArithmetic(
                 mode=config.mode, precision=config.precision, seed=config.epoch_seed(epoch)
             )
-        if config.engine == "kernel":
+        if config.engine is Engine.KERNEL:
             from harness.kernels import reseed
 
             reseed(self.model, config.epoch_seed(epoch))

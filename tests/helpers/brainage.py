@@ -1,4 +1,4 @@
-"""Synthetic brain-age inputs with known ages and member noise, for tests and demonstrations.
+"""Synthetic brain-age inputs with known ages and member noise, for the tests.
 
 Volumes follow ``V[m, s, r] = base[r] * (1 + slope[r] * (age[s] - 50) / 50) * (1 + subject[s, r])
 * (1 + member[m, s, r])``: an age-dependent trend per region, subject-specific anatomy and a small

@@ -1,4 +1,5 @@
-"""Offline demonstrations of the probe: small models trained with per-group spectra recorded.
+"""Offline demonstrations of :class:`harness.introspect.SpectralProbe`: small models trained with
+per-group spectra recorded (the experiment behind ``harness introspect``).
 
 * ``digits``: scikit-learn's bundled 8x8 digits (no download), an MLP classifier, groups
   ``even`` / ``odd`` digit.
@@ -27,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.errors import InputError, MissingDependencyError, check_positive
+from harness.errors import InputError, check_positive
+from harness.train.trainer import resolve_device
 
 
 class Demo(enum.Enum):
@@ -66,8 +68,7 @@ class IntrospectConfig:
             raise InputError(f"batch_size must be at least 2, got {self.batch_size}")
         if self.device not in ("cpu", "cuda"):
             raise InputError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise MissingDependencyError("device 'cuda' requested but CUDA is not available")
+        resolve_device(self.device)  # cuda without a CUDA device: MissingDependencyError
         if not 0 < self.alpha < 1:
             raise InputError(f"alpha must be in (0, 1), got {self.alpha!r}")
 
@@ -257,7 +258,7 @@ def _train(config: IntrospectConfig, data: DemoData, out: Path, run, progress: b
     from harness.runs.catalogue import INTROSPECT_CHECKPOINT, SPECTRA
     from harness.runs.checkpoints import load_checkpoint, save_checkpoint
 
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     with torch_seed(config.seed):
         model = build_model(config.demo, data).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
