@@ -108,10 +108,14 @@ class DaskExecutor(Executor):
         return len(self.client.scheduler_info(n_workers=-1)["workers"])
 
     def describe(self) -> dict:
+        import dask
+
         return {
             "kind": self.kind.value, "workers": self.workers, "scheduler": self.address,
             "local_cluster": self.cluster is not None, "threads_per_job": self.share.fixed,
             "slots_by_host": self.share.slots_by_host, "retries": self.retries,
+            # worker deaths a job survives before it fails with KilledWorker
+            "allowed_failures": dask.config.get("distributed.scheduler.allowed-failures"),
         }  # fmt: skip
 
     def submit(self, jobs: Sequence[Job]) -> list:
