@@ -147,3 +147,32 @@ def test_cli_executor_options_are_checked_before_work(run_cli, tiny_cohort, tmp_
         code, _, err = run_cli(*base, *extra)
         assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "e").exists()
+
+
+def test_a_failed_member_is_listed_after_the_others_finished(run_cli, tiny_cohort, tmp_path,
+                                                             monkeypatch):  # fmt: skip
+    import harness.ensemble.run as ensemble_run
+
+    train_member = ensemble_run.train_member
+
+    def failing(**kwargs):
+        if kwargs["member"]["name"] == "seed-01":
+            raise InputError("seed-01 diverged (a stand-in for a real job error)")
+        return train_member(**kwargs)
+
+    monkeypatch.setattr(ensemble_run, "train_member", failing)
+    ens = tmp_path / "ens"
+    args = ("ensemble", "run", "--cohort", tiny_cohort, "--out", ens, "--factor", "seed=2",
+            "--preset", "tiny", "--epochs", "1", "--train-subjects", "1", "--quiet")  # fmt: skip
+    code, out, err = run_cli(*args)
+    assert code == 2 and "Traceback" not in err
+    assert "1 of 3 members failed" in err and "seed-01: InputError: seed-01 diverged" in err
+    assert "seed-01   failed" in err and "baseline  done" in err  # the summary table
+    assert RunDir(ens).manifest()["status"] == "failed"
+    for member in ("baseline", "seed-02"):  # every other member finished and was kept
+        assert RunDir(ens / "members" / member).is_complete()
+    monkeypatch.setattr(ensemble_run, "train_member", train_member)
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    rows = {row["job"]: row["status"] for row in RunDir(ens).manifest()["jobs"]}
+    assert rows == {"baseline": "kept", "seed-01": "done", "seed-02": "kept"}

@@ -212,6 +212,7 @@ def _describe(exc: BaseException) -> str:
 
 def _connect(client_cls, scheduler, scheduler_file, timeout_s):
     where = scheduler or f"the scheduler file {scheduler_file}"
+    client = None
     try:
         if scheduler is not None:
             client = client_cls(scheduler, timeout=timeout_s)
@@ -219,7 +220,10 @@ def _connect(client_cls, scheduler, scheduler_file, timeout_s):
             client = client_cls(scheduler_file=str(scheduler_file), timeout=timeout_s)
         client.wait_for_workers(1, timeout=timeout_s)
     except (OSError, TimeoutError) as exc:
+        if client is not None:
+            client.close()
         raise MissingDependencyError(
-            f"cannot use the Dask cluster at {where}: {type(exc).__name__}: {exc}"
+            f"cannot use the Dask cluster at {where} (no scheduler, or no worker within "
+            f"{timeout_s:.0f} s): {type(exc).__name__}: {exc}"
         ) from None
     return client
