@@ -68,7 +68,7 @@ def make_executor(spec: ExecutorSpec | None = None) -> Executor:
     """The executor ``spec`` describes (None: serial)."""
     spec = spec or ExecutorSpec()
     if spec.kind is ExecutorKind.SERIAL:
-        return SerialExecutor()
+        return SerialExecutor(retries=spec.retries)
     from harness.executors.dask import DaskExecutor
 
     return DaskExecutor(spec.workers, scheduler=spec.scheduler,
