@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models",),  # FastSurferCNN, loss, view aggregation
     ("train",),  # one training run
     ("ensemble", "brainage"),  # ensembles of runs; brain age from their volumes
+    ("classical", "segment"),  # atlas-registration pipeline; inference on users' scans
     ("store",),  # the results database over run directories
     ("compare", "report", "containers"),  # comparisons, gates, reports; container images
     ("experiments",),  # studies and the demo, built from everything below

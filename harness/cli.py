@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "introspect": "harness.commands.introspect:introspect",
     "kernels": "harness.commands.kernels:kernels",
     "train": "harness.commands.train:train",
+    "segment": "harness.commands.segment:segment",
 }
 
 #: one-line help shown by ``harness --help`` without importing the command's module.
@@ -40,7 +41,7 @@ SHORT_HELP: dict[str, str] = {
     "env": "Print the environment fingerprint as JSON.",
     "sweep": "Small CNN under each perturbation mode: significant bits of weights and loss.",
     "brainage": "Brain-age regression with ensemble members as training augmentation.",
-    "data": "Generate synthetic labelled cohorts; validate cohort directories.",
+    "data": "Synthetic cohorts; import FreeSurfer/BIDS data; validate cohort directories.",
     "results": "Results database (DuckDB): ingest run directories and benchmarks, query them.",
     "report": "Self-contained HTML report (and Markdown summary) of runs and benchmarks.",
     "compare": "Two result sets side by side: significant bits, throughput, Welch t-test.",
@@ -49,6 +50,7 @@ SHORT_HELP: dict[str, str] = {
     "introspect": "Per-group gradient/activation spectra during training (offline demos).",
     "kernels": "Instrumented kernels: validate harness's sr/rr against Verificarlo (image).",
     "train": "Train FastSurferCNN views on a cohort (optionally perturbed); resumable.",
+    "segment": "Segment a cohort or a scan (FastSurfer checkpoints), IEEE or perturbed samples.",
 }
 
 

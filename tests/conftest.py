@@ -7,9 +7,34 @@ import os
 import pytest
 import torch
 
-from harness.threads import THREAD_ENV
+if not torch.cuda.is_available():
+    # Without a GPU the Triton kernels are tested under Triton's CPU interpreter
+    # (tests/test_perturb_triton.py). Triton reads this when it is first imported, which no
+    # import above does; nothing sends tensors through the kernels unless asked
+    # (StochasticArithmetic(triton="interpret")), so the rest of the suite is unaffected.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+from harness.threads import THREAD_ENV  # noqa: E402
+
+#: the marker of every test that needs CUDA (the root conftest.py skips them without a GPU)
+requires_cuda = pytest.mark.cuda
+
+
+@pytest.fixture(scope="session")
+def nvcc():
+    """Path of nvcc (CUDA's compiler; no GPU needed): skips without it, fails when CI is set."""
+    import shutil
+
+    path = shutil.which("nvcc")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "CI is set but nvcc is not on PATH: the CUDA sources must compile in CI "
+                "(install the CUDA toolkit, nvcc 13)",
+                pytrace=False,
+            )
+        pytest.skip("nvcc not on PATH (install the CUDA toolkit; with CI set this fails)")
+    return path
 
 
 @pytest.fixture

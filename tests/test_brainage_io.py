@@ -135,7 +135,7 @@ def test_subject_mismatch_between_members(tables):
 
 def test_region_mismatch_between_members(tables):
     frame = pd.read_csv(tables / "seed-02.tsv", sep="\t")
-    frame.rename(columns={"region-01": "region-99"}).to_csv(
+    frame.rename(columns={"Right-Lateral-Ventricle": "Left-Putamen"}).to_csv(
         tables / "seed-02.tsv", sep="\t", index=False
     )
     with pytest.raises(InputError, match=r"same regions.*seed-02"):
@@ -147,8 +147,8 @@ def test_malformed_tables(tables):
     frame.rename(columns={"subject": "who"}).to_csv(tables / "seed-01.tsv", sep="\t", index=False)
     with pytest.raises(InputError, match="subject id column"):
         read_member_tables(tables, tables / "participants.tsv")
-    frame["region-00"] = frame["region-00"].astype(object)
-    frame.loc[0, "region-00"] = "n/a"
+    frame["Left-Lateral-Ventricle"] = frame["Left-Lateral-Ventricle"].astype(object)
+    frame.loc[0, "Left-Lateral-Ventricle"] = "n/a"
     frame.to_csv(tables / "seed-01.tsv", sep="\t", index=False)
     with pytest.raises(InputError, match="finite numbers.*seed-01"):
         read_member_tables(tables, tables / "participants.tsv")

@@ -122,13 +122,16 @@ def test_no_subject_leaks_in_a_run(result, data):
 
 
 def test_run_tables_have_expected_rows(result):
-    # 2 regressors x 3 splits x (none + ensemble k=1..3 + gaussian k=1..3)
-    assert len(result.results) == 2 * 3 * 7
+    # 2 regressors x 3 splits x (none + ensemble k=1..3 + gaussian k=1..3), plus the mean and
+    # median baselines (none only) on the same splits
+    assert len(result.results) == 2 * 3 * 7 + 2 * 3
+    assert set(result.results.query("regressor in ['mean', 'median']")["augmentation"]) == {"none"}
     combos = result.results.query("augmentation == 'ensemble'").groupby("k")["n_repeats"].first()
     assert combos.to_dict() == {1: 2, 2: 2, 3: 1}
-    assert len(result.summary) == 2 * 7
+    assert len(result.summary) == 2 * 7 + 2
     assert set(result.summary["n_splits"]) == {3}
-    assert len(result.robustness) == len(result.predictions) == 2 * 7 * 24
+    assert len(result.robustness) == 2 * 7 * 24
+    assert len(result.predictions) == 2 * 7 * 24 + 2 * 24
 
 
 def test_member_noise_shows_as_prediction_spread(result, data):
@@ -156,4 +159,4 @@ def test_config_errors(data):
     with pytest.raises(InputError, match="splits must leave at least 2 test subjects"):
         run_protocol(data.volumes, data.ages, data.subjects, bad, progress=False)
     with pytest.raises(InputError, match="features must have shape"):
-        run_protocol(data.volumes[:1], data.ages, data.subjects, FAST, progress=False)
+        run_protocol(data.volumes[:, :-1], data.ages, data.subjects, FAST, progress=False)

@@ -21,6 +21,7 @@ UNWRITABLE = {
     "results": ["results", "ingest", "{tmp}", "--db", f"{NOPE}/x.duckdb", "--quiet"],
     "kernels": ["kernels", "validate", "--local", "--out", NOPE],
     "containers": ["containers", "bench", "harness/standard:x", "--out", NOPE],
+    "segment": ["segment", "--scan", "{tmp}/p.tsv", "--out", NOPE],
 }
 #: commands that write no file the user names
 NO_OUTPUT = {"check"}

@@ -7,7 +7,6 @@ import gc
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import requires_cuda
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
@@ -326,7 +325,7 @@ def test_unfolded_patches_give_conv_weight_gradient_and_gram_spectra(
     torch.testing.assert_close(via_gram, dense, rtol=0, atol=1e-7 * float(dense[0]))
 
 
-@requires_cuda
+@pytest.mark.cuda
 def test_probe_on_cuda_matches_cpu_and_keeps_training_bitwise():
     import copy
 

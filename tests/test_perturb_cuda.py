@@ -1,19 +1,17 @@
 """CUDA paths: fused Triton kernels against the torch fallback, determinism, training step.
 
-Skipped without a CUDA device (these were written on a CPU-only machine).
+Marked ``cuda``: skipped, with the reason, without a CUDA device.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from conftest import requires_cuda
-
 from harness.perturb import StochasticArithmetic, triton_kernels
 from harness.perturb.rng import KeyedStreams
 from harness.perturb.rounding import random_rounding_, stochastic_rounding, up_down_
 
-pytestmark = [requires_cuda, pytest.mark.cuda]
+pytestmark = pytest.mark.cuda
 requires_triton = pytest.mark.skipif(not triton_kernels.AVAILABLE, reason="needs Triton")
 
 

@@ -21,6 +21,7 @@ SUFFIXES = {
     FileFormat.PARQUET: ".parquet",
     FileFormat.JSON: ".json",
     FileFormat.NIFTI: ".nii.gz",
+    FileFormat.MGZ: ".mgz",
     FileFormat.PNG: ".png",
     FileFormat.NPY: ".npy",
     FileFormat.TORCH: ".pt",

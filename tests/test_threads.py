@@ -14,7 +14,7 @@ from harness.threads import available_cores, default_threads, resolve_threads, t
 
 #: commands (and sub-commands) that compute; each must take --threads
 COMPUTE = ["demo", "train", "ensemble run", "ensemble analyze", "sweep", "brainage",
-           "introspect", "data synth", "kernels validate"]  # fmt: skip
+           "introspect", "data synth", "kernels validate", "data import", "segment"]  # fmt: skip
 
 
 def _command(path):
@@ -75,7 +75,7 @@ def test_policy_reaches_subprocesses_and_torch():
         "from harness.threads import apply_thread_policy\n"
         "policy = apply_thread_policy(1)\n"
         "child = subprocess.run([sys.executable, '-c', 'import os; "
-        "print(os.environ[\"OMP_NUM_THREADS\"], os.environ[\"MKL_NUM_THREADS\"])'],"
+        'print(os.environ["OMP_NUM_THREADS"], os.environ["MKL_NUM_THREADS"])\'],'
         " capture_output=True, text=True, check=True).stdout.strip()\n"
         "print(torch.get_num_threads(), policy.interop_threads, child)\n"
     )

@@ -75,10 +75,28 @@ def build_features(
     if normalization is IcvNormalization.ETIV:
         if etiv is None:
             raise InputError(
-                "icv normalization 'etiv' needs aseg.stats inputs with an eTIV measure in every file"
+                "icv normalization 'etiv' needs aseg.stats inputs with an eTIV measure in every "
+                "file, or a table with an ICV column (eTIV, EstimatedTotalIntraCranialVol, or "
+                "--icv-column NAME)"
             )
         return normalize_by_icv(volumes, etiv), normalization
     return normalize_by_icv(volumes, icv_proxy(volumes)), normalization
+
+
+def describe_icv(
+    requested: IcvNormalization, applied: IcvNormalization, source: str | None, n_features: int
+) -> str:
+    """Which ICV normalisation was applied and from what, for the output and the manifest."""
+    if applied is IcvNormalization.NONE:
+        return "none (volumes as given)"
+    if applied is IcvNormalization.ETIV:
+        return f"etiv ({source or 'eTIV'})"
+    text = (
+        f"sum (divided by the sum of the {n_features} feature columns, not an intracranial volume"
+    )
+    if requested is IcvNormalization.AUTO:
+        text += "; auto: the input has no eTIV measure or ICV column"
+    return text + ")"
 
 
 def member_variance(features: np.ndarray) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Readers for brain-age inputs, all ending in one validated :class:`BrainAgeData`.
 
-Three sources are accepted:
+Four sources are accepted:
 
+* one wide table (or several joined on subject), e.g. FreeSurfer's ``asegstats2table`` output,
+  with features declared (:mod:`harness.brainage.tables`): :func:`read_table`;
 * an ensemble directory (``ENS/analysis/volumes.tsv`` per docs/CONTRACTS.md), ages from a
   ``participants.tsv`` given explicitly or found through ``ENS/manifest.json`` ``config.cohort``;
 * plain tables, one TSV/CSV per member (rows subjects, columns regions, plus a subject id column);
@@ -13,17 +15,28 @@ Shape letters: M members (baseline first), S subjects, R regions.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from harness.brainage.tables import (
+    SUBJECT_COLUMNS,
+    FeatureSpec,
+    TableColumns,
+    finite_column,
+    index_by_subject,
+    metadata_roles,
+    normalise_id,
+    read_delimited,
+    read_wide,
+    select_features,
+)
 from harness.errors import InputError
 from harness.runs import BASELINE, catalogue
 from harness.runs.layout import analysis_dir
 
-SUBJECT_COLUMNS = ("subject", "participant_id", "subject_id", "Subject", "ID", "id")
 ETIV_KEYS = ("EstimatedTotalIntraCranialVol", "eTIV")
 ASEG_CANDIDATES = ("aseg.stats", "stats/aseg.stats")
 
@@ -45,7 +58,14 @@ class BrainAgeData:
     ages : ndarray, shape (S,)
         Chronological ages in years.
     etiv : ndarray, shape (M, S), optional
-        Estimated total intracranial volume per member and subject (from aseg.stats), else None.
+        Estimated total intracranial volume per member and subject (aseg.stats eTIV measure or
+        a table's ICV column), else None.
+    metadata : DataFrame, optional
+        Per-subject metadata indexed like ``subjects``: columns ``site`` and/or ``sex`` (strings).
+    icv_source : str, optional
+        Where ``etiv`` came from (``"aseg.stats eTIV measure"`` or ``"column eTIV"``).
+    excluded : dict
+        Numeric input columns not used as features, with the reason (wide tables).
     """
 
     members: tuple[str, ...]
@@ -54,6 +74,9 @@ class BrainAgeData:
     volumes: np.ndarray
     ages: np.ndarray
     etiv: np.ndarray | None = None
+    metadata: pd.DataFrame | None = None
+    icv_source: str | None = None
+    excluded: dict = field(default_factory=dict)
 
     @property
     def perturbed_members(self) -> tuple[str, ...]:
@@ -68,33 +91,22 @@ class BrainAgeData:
             raise InputError(f"max_members must be >= 1, got {count!r}")
         keep = slice(0, count + 1)
         etiv = None if self.etiv is None else self.etiv[keep]
-        return BrainAgeData(
-            self.members[keep], self.subjects, self.regions, self.volumes[keep], self.ages, etiv
-        )
+        return replace(self, members=self.members[keep], volumes=self.volumes[keep], etiv=etiv)
 
 
-def _normalise_id(subject: object) -> str:
-    text = str(subject).strip()
-    return text[4:] if text.startswith("sub-") else text
+_normalise_id = normalise_id
+_read_delimited = read_delimited
 
 
-def _read_delimited(path: Path, what: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(f"{what} not found: {path}")
-    sep = "," if path.suffix.lower() == ".csv" else "\t"
-    try:
-        return pd.read_csv(path, sep=sep)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{what} {path} is not a readable table: {exc}") from None
-
-
-def read_participants(path: str | Path) -> pd.Series:
+def read_participants(path: str | Path, age_column: str = "age") -> pd.Series:
     """Read ``participants.tsv`` (or .csv) and return ages indexed by normalised subject id.
 
     Parameters
     ----------
     path : path-like
         Table with columns ``participant_id`` and ``age`` (``sex`` and ``group`` are optional).
+    age_column : str
+        Name of the age column.
 
     Returns
     -------
@@ -103,24 +115,24 @@ def read_participants(path: str | Path) -> pd.Series:
     """
     path = Path(path)
     frame = _read_delimited(path, "participants table")
-    missing = [c for c in ("participant_id", "age") if c not in frame.columns]
-    if missing:
+    id_column = next((c for c in SUBJECT_COLUMNS if c in frame.columns), None)
+    if id_column is None or age_column not in frame.columns:
         raise InputError(
-            f"participants table {path} must have columns participant_id and age; "
-            f"missing {missing}, found {list(frame.columns)}"
+            f"participants table {path} must have columns participant_id and {age_column} "
+            f"(or another id column of {list(SUBJECT_COLUMNS)}); found {list(frame.columns)}"
         )
-    ids = frame["participant_id"].map(_normalise_id)
+    ids = frame[id_column].map(_normalise_id)
     if ids.duplicated().any():
         raise InputError(
-            f"participants table {path}: participant_id must be unique, "
+            f"participants table {path}: {id_column} must be unique, "
             f"duplicated {sorted(set(ids[ids.duplicated()]))[:5]}"
         )
-    ages = pd.to_numeric(frame["age"], errors="coerce")
+    ages = pd.to_numeric(frame[age_column], errors="coerce")
     bad = ids[~np.isfinite(ages.to_numpy(dtype=float))]
     if len(bad):
         raise InputError(
-            f"participants table {path}: age must be a finite number for every participant, "
-            f"missing or invalid for {list(bad)[:5]}"
+            f"participants table {path}: {age_column} must be a finite number for every "
+            f"participant, missing or invalid for {list(bad)[:5]}"
         )
     return pd.Series(ages.to_numpy(dtype=float), index=ids.to_numpy(), name="age")
 
@@ -154,8 +166,6 @@ def build_dataset(
             f"found members {members[:10]}"
         )
     perturbed = [m for m in members if m != BASELINE]
-    if not perturbed:
-        raise InputError(f"{source}: at least one perturbed member besides {BASELINE!r} is needed")
     if not np.isfinite(long["volume"].to_numpy(dtype=float)).all():
         bad = long[~np.isfinite(long["volume"].to_numpy(dtype=float))].iloc[0]
         raise InputError(
@@ -194,6 +204,7 @@ def build_dataset(
         volumes,
         ages.reindex(subjects).to_numpy(dtype=float),
         etiv_arr,
+        icv_source=None if etiv_arr is None else "aseg.stats eTIV measure",
     )
 
 
@@ -296,23 +307,23 @@ def read_ensemble(
 # --- plain tables -------------------------------------------------------------------------------
 
 
-def _subject_column(frame: pd.DataFrame, path: Path) -> str:
-    for name in SUBJECT_COLUMNS:
-        if name in frame.columns:
-            return name
-    raise InputError(
-        f"member table {path} needs a subject id column named one of {list(SUBJECT_COLUMNS)}; "
-        f"found {list(frame.columns)[:8]}"
-    )
-
-
-def read_member_tables(tables_dir: str | Path, participants: str | Path) -> BrainAgeData:
+def read_member_tables(
+    tables_dir: str | Path,
+    participants: str | Path,
+    features: FeatureSpec | None = None,
+    columns: TableColumns | None = None,
+) -> BrainAgeData:
     """Read one table per member: ``DIR/<member>.tsv`` or ``DIR/<member>.csv``.
 
-    Each table has one row per subject, a subject id column (see ``SUBJECT_COLUMNS``) and one
-    numeric column per region. ``DIR/baseline.tsv`` (or .csv) is the unperturbed model.
+    Each table has one row per subject, a subject id column (see ``SUBJECT_COLUMNS``) and the
+    feature columns (FreeSurfer region names, or those declared in ``features``; other numeric
+    columns are excluded, see :func:`harness.brainage.tables.select_features`).
+    ``DIR/baseline.tsv`` (or .csv) is the unperturbed model and may be the only table.
     ``participants.*`` files and the ``participants`` table itself are not member tables.
+    An ICV column (``columns.icv``, else ``eTIV`` ...) in every member table gives ``etiv``.
     """
+    features = features or FeatureSpec()
+    columns = columns or TableColumns()
     tables_dir = Path(tables_dir)
     if not tables_dir.is_dir():
         raise InputError(f"tables must be a directory, got {str(tables_dir)!r}")
@@ -326,16 +337,109 @@ def read_member_tables(tables_dir: str | Path, participants: str | Path) -> Brai
     )
     if not paths:
         raise InputError(f"tables: no .tsv or .csv member tables in {tables_dir}")
-    pieces = []
+    pieces, etivs, excluded, icv_names = [], [], {}, set()
     for path in paths:
-        frame = _read_delimited(path, "member table")
-        subject = _subject_column(frame, path)
-        if frame[subject].duplicated().any():
-            raise InputError(f"member table {path}: subject ids must be unique")
-        long = frame.melt(id_vars=[subject], var_name="region", value_name="volume")
-        pieces.append(long.rename(columns={subject: "subject"}).assign(member=path.stem))
-    ages = read_participants(participants)
-    return build_dataset(pd.concat(pieces, ignore_index=True), ages, source=str(tables_dir))
+        frame = index_by_subject(read_delimited(path, "member table"), columns.subject, str(path))
+        roles = metadata_roles(frame, columns, str(path), require_age=False)
+        selection = select_features(frame, features, roles, str(path))
+        excluded.update(selection.excluded)
+        long = frame[list(selection.features)].rename_axis("subject").reset_index()
+        long = long.melt(id_vars=["subject"], var_name="region", value_name="volume")
+        pieces.append(long.assign(member=path.stem))
+        icv = next((c for c, role in roles.items() if role == "icv"), None)
+        icv_names.add(icv)
+        values = frame[icv] if icv else pd.Series(np.nan, index=frame.index)
+        etivs.append(pd.DataFrame({"member": path.stem, "subject": frame.index, "etiv": values}))
+    ages = read_participants(participants, columns.age)
+    data = build_dataset(
+        pd.concat(pieces, ignore_index=True), ages, pd.concat(etivs), source=str(tables_dir)
+    )
+    icv_source = f"column {icv_names.pop()}" if len(icv_names) == 1 and None not in icv_names else None
+    return replace(
+        data,
+        metadata=participant_metadata(participants, data.subjects, columns),
+        icv_source=icv_source if data.etiv is not None else None,
+        excluded=excluded,
+    )
+
+
+def participant_metadata(
+    path: str | Path, subjects, columns: TableColumns | None = None
+) -> pd.DataFrame | None:
+    """Site and sex of ``subjects`` from a participants file, or None when it has neither."""
+    frame = index_by_subject(read_delimited(path, "participants table"), None, str(path))
+    roles = metadata_roles(frame, columns or TableColumns(), str(path))
+    return _metadata(frame.reindex(list(subjects)), roles)
+
+
+def _metadata(frame: pd.DataFrame, roles: dict[str, str]) -> pd.DataFrame | None:
+    chosen = {role: column for column, role in roles.items() if role in ("site", "sex")}
+    if not chosen:
+        return None
+    return pd.DataFrame(
+        {role: frame[column].astype(str).to_numpy() for role, column in chosen.items()},
+        index=pd.Index(frame.index, name="subject"),
+    )
+
+
+def read_table(
+    paths,
+    participants: str | Path | None = None,
+    features: FeatureSpec | None = None,
+    columns: TableColumns | None = None,
+) -> BrainAgeData:
+    """Read one wide table, or several joined on subject, as a single-member :class:`BrainAgeData`.
+
+    Parameters
+    ----------
+    paths : path-like or list of path-like
+        ``asegstats2table``/``aparcstats2table`` outputs, a BIDS participants-style table or any
+        CSV/TSV (tab, comma or space separated), one row per subject.
+    participants : path-like, optional
+        A table of ages (and site/sex) per subject (``participant_id`` or another id column),
+        joined on subject; not needed when the table has the age column itself.
+    features : FeatureSpec, optional
+        Declared features; default: the columns named like FreeSurfer regions.
+    columns : TableColumns, optional
+        Names of the subject, age, site, sex and ICV columns.
+
+    Returns
+    -------
+    BrainAgeData
+        One member (``baseline``), ``etiv`` from the ICV column when there is one, ``metadata``
+        with site/sex, ``excluded`` naming every numeric column not used and why.
+    """
+    features = features or FeatureSpec()
+    columns = columns or TableColumns()
+    names = [str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    source = " + ".join(names)
+    return table_data(read_wide(paths, participants, columns, source), features, columns, source)
+
+
+def table_data(
+    frame: pd.DataFrame, features: FeatureSpec, columns: TableColumns, source: str
+) -> BrainAgeData:
+    """A single-member :class:`BrainAgeData` from a wide frame indexed by subject id."""
+    roles = metadata_roles(frame, columns, source)
+    selection = select_features(frame, features, roles, source)
+    ages = finite_column(frame, columns.age, source)
+    volumes = np.stack([finite_column(frame, c, source) for c in selection.features], axis=-1)
+    if (volumes < 0).any():
+        column = selection.features[int(np.argwhere(volumes < 0)[0, 1])]
+        raise InputError(f"{source}: feature values must be non-negative; {column} has negatives")
+    icv = next((c for c, role in roles.items() if role == "icv"), None)
+    etiv = None if icv is None else finite_column(frame, icv, source, positive=True)[None]
+    return BrainAgeData(
+        members=(BASELINE,),
+        subjects=tuple(map(str, frame.index)),
+        regions=selection.features,
+        volumes=volumes[None],
+        ages=ages,
+        etiv=etiv,
+        metadata=_metadata(frame, roles),
+        icv_source=None if icv is None else f"column {icv}",
+        excluded=selection.excluded,
+    )
 
 
 # --- aseg.stats ---------------------------------------------------------------------------------

@@ -24,6 +24,12 @@ def plot_mae_vs_k(summary: pd.DataFrame, path: str | Path) -> Path:
     for i, (reg, group) in enumerate(summary.groupby("regressor", sort=False)):
         colour = colours[i % len(colours)]
         base = group[group["augmentation"] == "none"]
+        if len(base) == len(group):  # no augmentation (one table, or a baseline): a point at k=0
+            ax.errorbar(
+                base["k"], base["mae_mean"], color=colour, marker="o", ls="none", label=reg,
+                yerr=[base["mae_mean"] - base["mae_ci_low"], base["mae_ci_high"] - base["mae_mean"]],
+            )  # fmt: skip
+            continue
         for aug, style in STYLES.items():
             part = pd.concat([base, group[group["augmentation"] == aug]]).sort_values("k")
             if len(part) <= len(base):

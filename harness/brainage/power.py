@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from harness.errors import InputError
+from harness.runs.catalogue import BRAINAGE_COMPARISON
 
 #: the anchor's random-forest improvement with 15 SR members (years): 9.32 -> 8.54
 ANCHOR_EFFECT = 9.32 - 8.54
@@ -78,4 +79,4 @@ def compare_arms(predictions: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
             common = arms[a].index.intersection(arms[b].index)
             row = paired_difference(arms[a][common].to_numpy(), arms[b][common].to_numpy(), rng)
             rows.append({"regressor": regressor, "k": k, "arm_a": a, "arm_b": b} | row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(BRAINAGE_COMPARISON.columns))

@@ -104,7 +104,19 @@ def _read_tsv(path: Path):
         raise InputError(f"{path.name} must be a readable TSV file, got {exc}") from None
 
 
-def _parse_participants(frame, path: Path) -> list[dict]:
+def _parse_age(pid: str, text: str, require_age: bool) -> float:
+    if not require_age and text.strip().lower() in ("", "n/a"):
+        return float("nan")
+    try:
+        age = float(text)
+    except ValueError:
+        raise InputError(f"age of {pid} must be a number, got {text!r}") from None
+    if not np.isfinite(age) or not 0 < age < 130:
+        raise InputError(f"age of {pid} must be a finite number in (0, 130), got {text!r}")
+    return age
+
+
+def _parse_participants(frame, path: Path, require_age: bool = True) -> list[dict]:
     missing = [c for c in ("participant_id", "age") if c not in frame.columns]
     if missing:
         raise InputError(
@@ -121,14 +133,7 @@ def _parse_participants(frame, path: Path) -> list[dict]:
         pid = row["participant_id"].strip()
         if not pid.startswith("sub-") or len(pid) <= 4:
             raise InputError(f"participant_id must look like 'sub-<label>', got {pid!r}")
-        try:
-            age = float(row["age"])
-        except ValueError:
-            raise InputError(f"age of {pid} must be a number, got {row['age']!r}") from None
-        if not np.isfinite(age) or not 0 < age < 130:
-            raise InputError(
-                f"age of {pid} must be a finite number in (0, 130), got {row['age']!r}"
-            )
+        age = _parse_age(pid, row["age"], require_age)
         rows.append(
             {
                 "participant_id": pid,
@@ -155,7 +160,11 @@ def _parse_labels(frame, path: Path):
 
 
 def load_cohort(
-    root: str | os.PathLike, *, require_labels: bool = True, check_volumes: bool = False
+    root: str | os.PathLike,
+    *,
+    require_labels: bool = True,
+    check_volumes: bool = False,
+    require_age: bool = True,
 ) -> Cohort:
     """Read and validate a cohort directory.
 
@@ -168,6 +177,9 @@ def load_cohort(
     check_volumes : bool
         Also load every volume and check finiteness, image/label shape and affine agreement and
         non-empty label maps (slower; ``harness data check`` does it).
+    require_age : bool
+        Every participant must have an age; False accepts ``n/a`` (age NaN), as in imported
+        cohorts without covariates, for inference.
 
     Returns
     -------
@@ -181,7 +193,7 @@ def load_cohort(
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"cohort directory must exist, got {str(root)!r}")
-    rows = _parse_participants(_read_tsv(root / PARTICIPANTS), root / PARTICIPANTS)
+    rows = _parse_participants(_read_tsv(root / PARTICIPANTS), root / PARTICIPANTS, require_age)
     labels = (
         _parse_labels(_read_tsv(root / LABELS), root / LABELS) if (root / LABELS).exists() else None
     )

@@ -257,3 +257,93 @@ def sagittal_to_full_index(full_lut=None, sagittal_lut=None) -> np.ndarray:
     full = np.asarray(LUT_FULL if full_lut is None else full_lut, dtype=np.int64)
     sagittal = lut_for_view("sagittal") if sagittal_lut is None else np.asarray(sagittal_lut)
     return labels_to_classes(full, "sagittal", lut=sagittal)
+
+
+#: FreeSurfer ids that FastSurfer v1 folds into a segmented class before training
+#: (``map_aparc_aseg2label``): hypointensities, vessels, 5th ventricle, optic chiasm,
+#: undetermined, and the cortex ribbon left over outside the parcels.
+FOLDED_IDS: dict[int, int] = {
+    78: 77, 79: 77, 80: 77, 81: 77, 82: 77,  # (non-)WM hypointensities -> WM-hypointensities
+    30: 2, 62: 41,  # vessels -> cerebral white matter
+    72: 24,  # 5th ventricle -> CSF
+    85: 0,  # optic chiasm -> background
+    29: 0, 61: 0,  # undetermined -> background
+    3: 0, 42: 0,  # cortex ribbon outside every parcel -> background
+}  # fmt: skip
+#: corpus callosum segments (FreeSurfer's aseg), folded into the nearest cerebral white matter
+CORPUS_CALLOSUM = (251, 252, 253, 254, 255)
+
+
+def _nearest_of(labels: np.ndarray, target: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Labels of the nearest ``sources`` voxel for every ``target`` voxel (Euclidean)."""
+    from scipy import ndimage
+
+    _, nearest = ndimage.distance_transform_edt(~sources, return_indices=True)
+    return labels[tuple(index[target] for index in nearest)]
+
+
+def clean_freesurfer_labels(labels: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """Map a FreeSurfer ``aparc.DKTatlas+aseg`` (or ``aparc+aseg``) label map onto the ids
+    FastSurfer segments (the 79-class space before the lateral-cortex merge).
+
+    Rules, in order (FastSurfer v1's label preparation): the ids of :data:`FOLDED_IDS` are
+    folded into their class; corpus callosum segments (251-255) become the nearest cerebral
+    white matter (2 or 41); cortical parcels without a FastSurfer class (``ctx-*-unknown``
+    1000/2000 and the Desikan-only parcels such as bankssts, frontal and temporal pole) take the
+    nearest parcel of their own hemisphere. Any other id outside the segmented set raises.
+
+    Returns
+    -------
+    cleaned : ndarray of int32
+    remapped : dict
+        Voxels changed per original id.
+
+    Raises
+    ------
+    InputError
+        Ids that no rule maps (named, at most ten).
+    """
+    out = np.array(labels, dtype=np.int64, copy=True)
+    remapped: dict[int, int] = {}
+    ids, counts = np.unique(out, return_counts=True)
+    for label, count in zip(ids.tolist(), counts.tolist(), strict=True):
+        if label in FOLDED_IDS:
+            remapped[label] = count
+    table = np.arange(max(int(out.max(initial=0)), 3000) + 1)
+    for source, target in FOLDED_IDS.items():
+        table[source] = target
+    out = table[out]
+    callosum = np.isin(out, CORPUS_CALLOSUM)
+    if callosum.any():
+        remapped.update({k: int((out == k).sum()) for k in CORPUS_CALLOSUM if (out == k).any()})
+        wm = np.isin(out, (2, 41))
+        if not wm.any():
+            raise InputError(
+                "labels must contain cerebral white matter (2/41) to place the corpus "
+                "callosum (251-255), got none"
+            )
+        out[callosum] = _nearest_of(out, callosum, wm)
+    parcels = set(DKT_PARCELS)
+    for hemi in (1000, 2000):
+        in_hemi = (out >= hemi) & (out < hemi + 1000)
+        orphan = in_hemi & ~np.isin(out - hemi, list(parcels))
+        if not orphan.any():
+            continue
+        remapped.update({int(k): int((out == k).sum()) for k in np.unique(out[orphan])})
+        known = in_hemi & ~orphan
+        if not known.any():
+            raise InputError(
+                f"labels must contain DKT parcels of hemisphere {hemi}, got only "
+                f"ids without a FastSurfer class"
+            )
+        out[orphan] = _nearest_of(out, orphan, known)
+    allowed = np.asarray(
+        sorted(set(_ASEG_SEGMENTED) | set(LUT_FULL) | {2000 + k for k in DKT_PARCELS})
+    )
+    unknown = np.setdiff1d(np.unique(out), allowed)
+    if unknown.size:
+        raise InputError(
+            f"labels must be FreeSurfer aparc+aseg ids, got ids no rule maps: "
+            f"{unknown[:10].tolist()}"
+        )
+    return out.astype(np.int32), remapped

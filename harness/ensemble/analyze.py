@@ -102,12 +102,19 @@ MIN_PARTIAL_REGIONS = 6
 
 
 def analyze_ensemble(
-    ens: str | Path, cohort: str | Path, *, entropy_maps: bool = True, seed: int = 0
+    ens: str | Path,
+    cohort: str | Path,
+    *,
+    entropy_maps: bool = True,
+    seed: int = 0,
+    progress: bool = True,
 ) -> Path:
     """Compute every agreement table of an ensemble; returns the analysis directory.
 
     ``seed`` seeds the bootstrap resamples and the random member subsets (the tables are a
-    deterministic function of the predictions and the seed).
+    deterministic function of the predictions and the seed). A subject without a ground-truth
+    label map in the cohort (a user's scan) gets the stability tables only: no
+    ``dice_to_truth.tsv`` / ``majority_vote.tsv`` rows, Dice to truth NaN in the summaries.
     """
     ens, cohort = Path(ens), Path(cohort)
     members = list_members(ens)
@@ -140,29 +147,37 @@ def analyze_ensemble(
         lab = int(labels[i])
         return {"label": lab, "region": names[lab], "kind": kinds[lab]}
 
-    for subject in tqdm(subjects, desc="analyze", unit="subject", leave=False):
-        truth, affine, voxel_mm3 = _load_seg(_truth_path(cohort, subject))
+    for subject in tqdm(
+        subjects, desc="analyze", unit="subject", leave=False, disable=not progress
+    ):
+        truth = None
+        if _truth_path(cohort, subject).exists():
+            truth, affine, voxel_mm3 = _load_seg(_truth_path(cohort, subject))
+        else:
+            _, affine, voxel_mm3 = _load_seg(prediction_path(ens, BASELINE, subject))
         segs = {}
         for m in members:
             seg, _, _ = _load_seg(prediction_path(ens, m, subject))
-            if seg.shape != truth.shape:
+            if truth is not None and seg.shape != truth.shape:
                 raise InputError(
                     f"prediction of {m} for {subject} has shape {seg.shape}, truth has {truth.shape}"
                 )
             segs[m] = seg
         volumes = {m: _volumes(segs[m], labels, voxel_mm3) for m in members}
-        truth_volume = _volumes(truth, labels, voxel_mm3)
-        rows["truth"] += [{"subject": subject, "label": int(lab), "truth_volume_mm3": v}
-                          for lab, v in zip(labels, truth_volume, strict=True)]  # fmt: skip
+        if truth is not None:
+            truth_volume = _volumes(truth, labels, voxel_mm3)
+            rows["truth"] += [{"subject": subject, "label": int(lab), "truth_volume_mm3": v}
+                              for lab, v in zip(labels, truth_volume, strict=True)]  # fmt: skip
         for m in members:
-            d = dice_per_label(segs[m], truth, labels)
+            d = dice_per_label(segs[m], truth, labels) if truth is not None else None
             for i in range(len(labels)):
                 base = {"member": m, "factor": member_factor(m), "subject": subject} | region_cols(
                     i
                 )
                 rows["vol"].append(base | {"volume_mm3": volumes[m][i]})
-                rows["dice"].append(base | {"dice": d[i]})
-        base_dice = dice_per_label(segs[BASELINE], truth, labels)
+                if d is not None:
+                    rows["dice"].append(base | {"dice": d[i]})
+        base_dice = dice_per_label(segs[BASELINE], truth, labels) if truth is not None else None
         for factor, names_f in factors.items():
             stack = np.stack([segs[m] for m in names_f])
             if len(names_f) >= 2:
@@ -182,11 +197,13 @@ def analyze_ensemble(
                         "matched_min_dice": mmd[i],
                     })  # fmt: skip
                     rows["volbits"].append(key | {"sig_bits": vbits[i]})
-            majority = _majority_vote(stack)
-            dm = dice_per_label(majority, truth, labels)
-            for i in range(len(labels)):
-                key = {"factor": factor, "subject": subject} | region_cols(i)
-                rows["major"].append(key | {"dice_majority": dm[i], "dice_baseline": base_dice[i]})
+            if truth is not None:
+                dm = dice_per_label(_majority_vote(stack), truth, labels)
+                for i in range(len(labels)):
+                    key = {"factor": factor, "subject": subject} | region_cols(i)
+                    rows["major"].append(
+                        key | {"dice_majority": dm[i], "dice_baseline": base_dice[i]}
+                    )
             if entropy_maps:
                 entropy = catalogue.ENTROPY_MAP.path(out, factor=factor, subject=subject)
                 _save_entropy(entropy, stack, affine)
@@ -196,8 +213,8 @@ def analyze_ensemble(
 
     tables = {
         catalogue.VOLUMES: pd.DataFrame(rows["vol"]),
-        catalogue.DICE_TO_TRUTH: pd.DataFrame(rows["dice"]),
-        catalogue.MIN_PAIRWISE_DICE: pd.DataFrame(rows["minpd"]),
+        catalogue.DICE_TO_TRUTH: _frame(rows["dice"], catalogue.DICE_TO_TRUTH),
+        catalogue.MIN_PAIRWISE_DICE: _frame(rows["minpd"], catalogue.MIN_PAIRWISE_DICE),
         catalogue.MAJORITY_VOTE: pd.DataFrame(rows["major"]),
         catalogue.VOLUME_SIG_BITS: pd.DataFrame(rows["volbits"]),
     }
@@ -213,6 +230,8 @@ def analyze_ensemble(
         tables[catalogue.MIN_PAIRWISE_DICE], tables[catalogue.DICE_TO_TRUTH], subjects, indices
     )
     tables[catalogue.FACTOR_CORRELATION] = factor_correlation(summary)
+    if not rows["dice"]:  # no subject has a ground truth: no tables against it
+        del tables[catalogue.DICE_TO_TRUTH], tables[catalogue.MAJORITY_VOTE]
     for artifact, frame in tables.items():
         run.write_table(artifact, frame)
     _figures(out, summary)
@@ -222,6 +241,16 @@ def analyze_ensemble(
         bootstrap={"resamples": N_BOOT, "seed": seed, "unit": "subject", "level": 0.95},
     )  # fmt: skip
     return out
+
+
+def _frame(rows: list[dict], artifact) -> pd.DataFrame:
+    """The rows as a table; with no rows, an empty table with the artifact's columns."""
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(artifact.columns))
+
+
+def majority_vote(stack: np.ndarray) -> np.ndarray:
+    """Voxel-wise most frequent label of a (M, ...) stack (ties: the smallest label)."""
+    return _majority_vote(stack)
 
 
 def _majority_vote(stack: np.ndarray) -> np.ndarray:
@@ -266,7 +295,12 @@ def region_summary(
         .mean()
         .rename(columns={"dice": "mean_dice_to_truth"})
     )
-    out = acc.merge(stab, on=keys, how="left")
+    if len(acc):
+        out = acc.merge(stab, on=keys, how="left")
+    else:  # no ground truth: the stability columns only
+        out = stab.assign(mean_dice_to_truth=np.nan)[
+            [*keys, "mean_dice_to_truth", *stab.columns[4:]]
+        ]
     if truth_volumes is not None and len(truth_volumes):
         size = truth_volumes.groupby("label", as_index=False)["truth_volume_mm3"].mean()
         out = out.merge(size, on="label", how="left")
@@ -293,6 +327,7 @@ def stability_summary(
         truth = dice_truth[(dice_truth["factor"] == factor) & dice_truth["label"].isin(
             sub["label"].unique())]  # fmt: skip
         truth = truth.groupby(["subject", "label"], as_index=False)["dice"].mean()
+        truth = truth if len(truth) else None  # no ground truth: NaN below
         row = {
             "factor": factor, "kind": kind, "n_members": int(sub["n_members"].iloc[0]),
             "matched_size": int(sub["matched_size"].iloc[0]), "n_subjects": len(subjects),
@@ -303,6 +338,9 @@ def stability_summary(
             ("matched_min_dice", sub, "matched_min_dice"),
             ("dice_to_truth", truth, "dice"),
         ):
+            if frame is None:
+                row |= {name: np.nan, f"{name}_low": np.nan, f"{name}_high": np.nan}
+                continue
             value, low, high = stability.bootstrap_region_median(
                 _matrix(frame, column, subjects), indices
             )

@@ -8,6 +8,7 @@
 from harness.perturb.engine import StochasticArithmetic
 from harness.perturb.modes import SIGNIFICAND_BITS, Mode, resolve_precision
 from harness.perturb.registry import REGISTRY, Policy
+from harness.perturb.triton_kernels import TritonUse
 
 __all__ = [
     "REGISTRY",
@@ -15,5 +16,6 @@ __all__ = [
     "Mode",
     "Policy",
     "StochasticArithmetic",
+    "TritonUse",
     "resolve_precision",
 ]

@@ -31,6 +31,7 @@ from harness.perturb import native, rounding, triton_kernels, wide_ops
 from harness.perturb.modes import SIGNIFICAND_BITS, WIDER, Mode, resolve_precision
 from harness.perturb.registry import REGISTRY, Policy, check_op_names, packet_name
 from harness.perturb.rng import KeyedStreams
+from harness.perturb.triton_kernels import TritonUse
 
 _TO_COPY = "aten._to_copy"
 
@@ -129,8 +130,13 @@ class StochasticArithmetic(TorchDispatchMode):
         Policy for ops absent from :data:`~harness.perturb.registry.REGISTRY`.
     history : bool
         Record ``(counter, op)`` for every perturbed tensor in :attr:`history`.
-    use_triton : bool
-        Use the fused Triton kernels for CUDA tensors when Triton imports.
+    triton : {"cuda", "off", "interpret"} or TritonUse
+        Which tensors go through the fused Triton kernels
+        (:mod:`~harness.perturb.triton_kernels`): ``cuda`` (default) contiguous CUDA tensors
+        when Triton imports; ``off`` none; ``interpret`` also contiguous CPU tensors, through
+        Triton's CPU interpreter (needs ``TRITON_INTERPRET=1`` before Triton's first import;
+        slow, for checking the kernels without a GPU). ``True``/``False`` mean cuda/off.
+        Under ``interpret`` the fused CPU kernels (``native``) are not used.
     wide : bool
         ``rr`` and ``sr`` need the op's exact result ``y``: with ``wide=True`` (default) the op is
         recomputed in the wider type (fp64 for fp32, fp32 for fp16/bf16) and the perturbed value
@@ -170,7 +176,7 @@ class StochasticArithmetic(TorchDispatchMode):
         exclude=None,
         unknown_ops: Policy | str = Policy.PERTURB,
         history: bool = False,
-        use_triton: bool = True,
+        triton: TritonUse | str | bool = TritonUse.CUDA,
         wide: bool = True,
         native: bool = True,
     ):
@@ -184,7 +190,7 @@ class StochasticArithmetic(TorchDispatchMode):
         self.exclude = check_op_names("exclude", exclude)
         self.unknown_ops = Policy.parse(unknown_ops)
         self.record_history = bool(history)
-        self.use_triton = bool(use_triton)
+        self.triton = triton_kernels.check_use(TritonUse.parse(triton))
         self.wide = bool(wide)
         self.native = bool(native)
         self.counter = 0
@@ -313,11 +319,16 @@ class StochasticArithmetic(TorchDispatchMode):
             y.copy_(self._stochastic_round(y, y.dtype, counter))
 
     def _fused(self, y: torch.Tensor) -> bool:
-        return self.use_triton and y.is_cuda and y.is_contiguous() and triton_kernels.AVAILABLE
+        if self.triton is TritonUse.OFF or not y.is_contiguous():
+            return False
+        if y.is_cuda:
+            return triton_kernels.AVAILABLE
+        return self.triton is TritonUse.INTERPRET and y.device.type == "cpu"
 
     def _native(self, y: torch.Tensor):
         """The fused CPU extension when it applies to ``y``, else None."""
-        if self.native and y.device.type == "cpu" and y.is_contiguous():
+        interpreted = self.triton is TritonUse.INTERPRET
+        if self.native and not interpreted and y.device.type == "cpu" and y.is_contiguous():
             if self._extension is None:
                 self._extension = native.extension() or False
             return self._extension or None

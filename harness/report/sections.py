@@ -286,7 +286,12 @@ def brain_age(db: ResultsDB) -> Section | None:
                             "mae_ci_high", "r2_mean") if c in summary]  # fmt: skip
         table = summary[cols].copy()
         if "r2_mean" in table:
-            worse = table["r2_mean"] < 0
+            # the mean/median baselines sit at R^2 ~ 0 by construction: flag only models
+            from harness.brainage.regressors import BASELINE_KINDS
+
+            names = [k.value for k in BASELINE_KINDS]
+            baseline = table["regressor"].isin(names) if "regressor" in table else False
+            worse = (table["r2_mean"] < 0) & ~baseline
             table["worse than the mean"] = worse.map({True: "yes (R² < 0)", False: ""})
             if worse.any():
                 section.add(

@@ -27,6 +27,7 @@ class FileFormat(Enum):
     PARQUET = "parquet"
     JSON = "json"
     NIFTI = "nifti"
+    MGZ = "mgz"  # FreeSurfer's compressed volume format
     PNG = "png"
     NPY = "npy"
     TORCH = "torch"  # torch.save checkpoint
@@ -160,6 +161,18 @@ T1 = Artifact("{subject}/anat/{subject}_T1w.nii.gz", FileFormat.NIFTI, (RunKind.
               description="T1-weighted image, uint8")  # fmt: skip
 DSEG = Artifact("{subject}/anat/{subject}_dseg.nii.gz", FileFormat.NIFTI, (RunKind.COHORT,),
                 description="ground-truth label map, FreeSurfer ids")  # fmt: skip
+# imported cohorts (harness data import)
+IMPORT_REPORT = Artifact(
+    "import_report.tsv", FileFormat.TSV, (RunKind.COHORT,), keys=("source_id",),
+    columns=("source_id", "participant_id", "status", "reason", "t1", "labels", "shape",
+             "voxel_mm", "remapped_voxels"),
+    description="one row per source subject: imported or skipped, and why",
+)  # fmt: skip
+SOURCE_GEOMETRY = Artifact(
+    "{subject}/anat/{subject}_source.json", FileFormat.JSON, (RunKind.COHORT,),
+    description="where an imported subject came from: file, shape and affine of the input "
+    "(for the inverse of the conform), BIDS entities",
+)  # fmt: skip
 
 # training runs and ensemble members (harness/train/run.py)
 HISTORY = Artifact(
@@ -271,6 +284,27 @@ BRAINAGE_COMPARISON = Artifact(
     description="paired per-subject comparison of augmentation arms at the largest k, minimum "
     "detectable difference and power to detect the anchor's effect",
 )  # fmt: skip
+BRAINAGE_EVALUATION = Artifact(
+    "evaluation.tsv", FileFormat.TSV, _BRAINAGE, keys=_RUN_KEYS,
+    columns=(*_RUN_KEYS, "n_subjects", "mae", "mae_ci_low", "mae_ci_high", "rmse", "r", "r2",
+             "bias_slope", "bias_intercept"),
+    db=DbTable.METRICS,
+    description="pooled test predictions: MAE with 95% bootstrap interval over subjects, R^2, "
+    "age-bias slope; the mean and median baselines beside the models",
+)  # fmt: skip
+BRAINAGE_GROUPS = Artifact(
+    "evaluation_by_group.tsv", FileFormat.TSV, _BRAINAGE,
+    keys=(*_RUN_KEYS, "group_by", "group"),
+    columns=(*_RUN_KEYS, "group_by", "group", "n_subjects", "mae", "mae_ci_low", "mae_ci_high",
+             "rmse", "r", "r2", "bias_slope", "bias_intercept"),
+    db=DbTable.METRICS,
+    description="evaluation.tsv per site and per sex of the test subjects",
+)  # fmt: skip
+BRAINAGE_TUNING = Artifact(
+    "tuning.tsv", FileFormat.TSV, _BRAINAGE, keys=("regressor", "split"),
+    columns=("regressor", "split", "params", "inner_mae"),
+    description="hyper-parameters chosen by inner cross-validation on each training set (--tune)",
+)  # fmt: skip
 MAE_FIGURE = Artifact("figures/mae_vs_k.png", FileFormat.PNG, _BRAINAGE,
                       description="MAE against ensemble size")  # fmt: skip
 PREDICTED_FIGURE = Artifact("figures/predicted_vs_true.png", FileFormat.PNG, _BRAINAGE,
@@ -308,6 +342,41 @@ INTROSPECT_CHECKPOINT = Artifact("checkpoint.pt", FileFormat.TORCH, _INTROSPECT,
                                  description="model and optimiser after the last epoch")  # fmt: skip
 SPECTRA_FIGURE = Artifact("figures/{layer}.png", FileFormat.PNG, _INTROSPECT,
                           description="spectra trajectories of one layer")  # fmt: skip
+
+# inference on users' scans (harness segment): members/<member>/ and analysis/ follow the
+# ensemble layout (harness.runs.layout); cohort/ holds a --scan input imported as a cohort
+_SEGMENT = (RunKind.SEGMENT,)
+SEGMENT_SAMPLE = Artifact("members/{member}/predictions/{subject}_seg.nii.gz", FileFormat.NIFTI,
+                          _SEGMENT, description="one sample's label map on the conformed grid "
+                          "(member baseline = IEEE, rr-01.. perturbed)")  # fmt: skip
+SEGMENT_SUBJECTS = Artifact(
+    "subjects.tsv", FileFormat.TSV, _SEGMENT, keys=("subject",),
+    columns=("subject", "samples", "seconds", "seconds_per_sample", "changed_voxels",
+             "max_entropy_bits"),
+    db=DbTable.METRICS,
+    description="per subject: samples run, wall time, voxels where the samples disagree, "
+    "largest voxel entropy",
+)  # fmt: skip
+NATIVE_SEG_NIFTI = Artifact("outputs/{subject}_desc-{desc}_dseg.nii.gz", FileFormat.NIFTI,
+                            _SEGMENT, description="label map in the input's space (desc ieee or "
+                            "majority), NIfTI")  # fmt: skip
+NATIVE_SEG_MGZ = Artifact("outputs/{subject}_desc-{desc}_dseg.mgz", FileFormat.MGZ, _SEGMENT,
+                          description="label map in the input's space, MGZ")  # fmt: skip
+NATIVE_ENTROPY_NIFTI = Artifact("outputs/{subject}_desc-entropy_map.nii.gz", FileFormat.NIFTI,
+                                _SEGMENT, description="voxel label entropy across the samples "
+                                "(bits) in the input's space, NIfTI")  # fmt: skip
+NATIVE_ENTROPY_MGZ = Artifact("outputs/{subject}_desc-entropy_map.mgz", FileFormat.MGZ, _SEGMENT,
+                              description="voxel label entropy in the input's space, MGZ")  # fmt: skip
+SEGMENT_VOLUMES = Artifact(
+    "outputs/{subject}_volumes.tsv", FileFormat.TSV, _SEGMENT, keys=("label",), columns=None,
+    description="aseg.stats-like table: per region voxels and volume (IEEE), and across the "
+    "perturbed samples mean, sd, range and significant digits",
+)  # fmt: skip
+BIDS_DSEG = Artifact("derivatives/harness/{subject}/anat/{subject}_desc-{desc}_dseg.nii.gz",
+                     FileFormat.NIFTI, _SEGMENT,
+                     description="BIDS-derivatives label map (inputs read from BIDS)")  # fmt: skip
+BIDS_DESCRIPTION = Artifact("derivatives/harness/dataset_description.json", FileFormat.JSON,
+                            _SEGMENT, description="BIDS-derivatives dataset description")  # fmt: skip
 
 # benchmarks and reports (harness/experiments/demo.py)
 KERNEL_BENCH = Artifact("bench-kernels.json", FileFormat.JSON, (RunKind.KERNEL_BENCH,),

@@ -27,6 +27,7 @@ class RunKind(Enum):
     REPORT = "report"  # the demo's report stage
     CONTAINER_BENCH = "container-bench"  # harness containers bench
     KERNELS_VALIDATE = "kernels-validate"  # harness kernels validate (harness vs Verificarlo)
+    SEGMENT = "segment"  # harness segment (inference on a cohort or a scan, optionally perturbed)
 
     @classmethod
     def parse(cls, value: RunKind | str) -> RunKind:

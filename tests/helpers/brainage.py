@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.brainage.example import region_names
 from harness.brainage.io import BrainAgeData
 from harness.runs import BASELINE
 from harness.runs.catalogue import PARTICIPANTS
@@ -37,7 +38,7 @@ def synthetic_data(
     volumes = anatomy[None] * (1 + perturb)
     members = (BASELINE, *(f"seed-{i:02d}" for i in range(1, n_members + 1)))
     subjects = tuple(f"sub-{i:04d}" for i in range(1, n_subjects + 1))
-    regions = tuple(f"region-{j:02d}" for j in range(n_regions))
+    regions = region_names(n_regions)  # FreeSurfer names: the default feature declaration
     return BrainAgeData(members, subjects, regions, volumes, ages)
 
 
