@@ -11,6 +11,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("threads", "enums"),  # the thread policy; strings to enums, the unknown-thing policy
     ("fingerprint", "plotting"),  # environment, figures
     ("runs",),  # run directories and the catalogue of their files
+    ("executors",),  # independent jobs in this process or on a Dask cluster
     ("kernels", "metrics", "introspect"),  # instrumented kernels, measures, spectra
     ("perturb",),  # the stochastic-arithmetic engine and seeds
     ("data",),  # cohorts, atlas, synthetic subjects

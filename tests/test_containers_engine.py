@@ -235,3 +235,14 @@ def test_vfc_backends_are_recorded_and_name_the_file(tmp_path, docker_client, st
         rows = db.query("SELECT vfc_backends, device_name FROM benchmarks")
     assert rows["vfc_backends"].tolist() == [backends]
     assert rows["device_name"][0].endswith(f"[{standard_image}; VFC_BACKENDS={backends}]")
+
+
+def test_bench_images_as_jobs_on_a_dask_cluster(tmp_path, standard_image, run_cli):
+    """Each image is a job on a local Dask cluster; its worker talks to the engine itself."""
+    out = tmp_path / "b"
+    code, stdout, err = run_cli("containers", "bench", standard_image, "--out", out, "-k",
+                                "cpu-small-3x3-torch", "--workers", "1")  # fmt: skip
+    assert code == 0, err
+    assert "dask: 1 workers at tcp://127.0.0.1:" in err
+    (path,) = out.glob("bench-*.json")
+    assert json.loads(path.read_text())["benchmarks"] and str(path) in stdout

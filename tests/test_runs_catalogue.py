@@ -28,6 +28,7 @@ SUFFIXES = {
     FileFormat.HTML: ".html",
     FileFormat.MARKDOWN: ".md",
     FileFormat.DUCKDB: ".duckdb",
+    FileFormat.LOCK: ".lock",
 }
 
 

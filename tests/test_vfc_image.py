@@ -249,3 +249,17 @@ def test_bench_in_the_image_ieee_against_mca_rr_compares(tmp_path, verificarlo_i
     code, out, err = run_cli("compare", files["ieee"], files["mca"])
     assert code == 0, err
     assert "test_conv2d_forward_verificarlo" in out and "VFC_BACKENDS=libinterflop_mca.so" in out
+
+
+def test_validate_cli_runs_each_backend_as_a_dask_job(run_cli, tmp_path, verificarlo_image):
+    code, out, err = run_cli("kernels", "validate", "--image", verificarlo_image, "--out",
+                             tmp_path / "v", "--input", "zeros", "--dtype", "float64",
+                             "--samples", "4", "--backend", "mca-rr", "--backend", "ieee",
+                             "--workers", "2")  # fmt: skip
+    assert code == 0, err
+    assert "dask: 2 workers at tcp://127.0.0.1:" in err
+    assert "harness-sr vs vfc-mca-rr" in out and "vfc-ieee" in out
+    from harness.runs import read_manifest
+
+    seconds = read_manifest(tmp_path / "v")["engine_seconds"]
+    assert seconds["vfc-mca-rr"] > 0 and seconds["vfc-ieee"] > 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
-from harness.commands.options import OutputDir, OutputFile, enum_choice
+from harness.commands.options import OutputDir, OutputFile, enum_choice, executor_options
 from harness.containers.bench import Suite
 from harness.containers.images import ImageKind, TorchVariant
 
@@ -118,14 +120,25 @@ def list_(untagged: bool) -> None:
 @click.option("--timeout", "timeout_s", type=float, default=1800, show_default=True,
               help="Time limit per image, seconds.")  # fmt: skip
 @click.option("--gpus", is_flag=True, help="Give the containers every GPU (CUDA images).")
-def bench(images, suite, k, out, db, env, timeout_s, gpus) -> None:
-    """Run benchmark suites in each IMAGE, ingest the JSONs, compare the first image to the rest."""
+@executor_options
+def bench(images, suite, k, out, db, env, timeout_s, gpus, executor_spec) -> None:
+    """Run benchmark suites in each IMAGE, ingest the JSONs, compare the first image to the rest.
+
+    With --executor dask each image is a job on a Dask cluster (each worker uses its own host's
+    Docker engine; OUT must be on a filesystem every worker sees)."""
+    from harness.commands.options import opened_executor
     from harness.compare import compare_results, render_comparison
     from harness.containers import bench_images
     from harness.containers.bench import parse_env
+    from harness.executors import ExecutorKind
 
-    result = bench_images(list(images), suite=suite, k=k, out=out, db=db, env=parse_env(env),
-                          timeout_s=timeout_s, gpus=gpus)  # fmt: skip
+    settings = parse_env(env)
+    with contextlib.ExitStack() as stack:
+        executor = None
+        if executor_spec.kind is ExecutorKind.DASK:
+            executor = stack.enter_context(opened_executor(executor_spec))
+        result = bench_images(list(images), suite=suite, k=k, out=out, db=db, env=settings,
+                              timeout_s=timeout_s, gpus=gpus, executor=executor)  # fmt: skip
     for image, path in result.files.items():
         click.echo(f"{image}: {path}")
     click.echo(f"database {result.db_path}: {result.summary}")

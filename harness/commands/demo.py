@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.commands.options import OutputDir, threads_option
+from harness.commands.options import OutputDir, executor_options, threads_option
 
 
 @click.command()
@@ -29,7 +29,8 @@ from harness.commands.options import OutputDir, threads_option
 @click.option("--full", is_flag=True, help="Same as --size full.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @threads_option
-def demo(out: str, device: str, size: str, full: bool, seed: int) -> None:
+@executor_options
+def demo(out: str, device: str, size: str, full: bool, seed: int, executor_spec) -> None:
     """Run every part of harness end to end on the embedded default (CPU, minutes)."""
     import torch
 
@@ -41,8 +42,12 @@ def demo(out: str, device: str, size: str, full: bool, seed: int) -> None:
         raise InputError(f"--device is {device!r} but CUDA is not available on this machine")
     if device not in ("cpu", "cuda"):
         raise InputError(f"--device must be 'cpu' or 'cuda', got {device!r}")
+    from harness.commands.options import opened_executor
+
     size = "full" if full else size
-    ctx = DemoContext(out=Path(out), device=device, full=size == "full", seed=seed, size_name=size)
-    run_demo(ctx)
+    with opened_executor(executor_spec) as executor:
+        ctx = DemoContext(out=Path(out), device=device, full=size == "full", seed=seed,
+                          size_name=size, executor=executor)  # fmt: skip
+        run_demo(ctx)
     click.echo(f"done: results in {ctx.out}")
     click.echo(f"report: {ctx.stage_dir('report').file(REPORT_HTML)}")

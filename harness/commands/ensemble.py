@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir, threads_option
+from harness.commands.options import OutputDir, executor_options, threads_option
 from harness.commands.train import training_options
 
 
@@ -34,29 +34,47 @@ def ensemble() -> None:
     "run disjoint members in parallel processes, then once more without --member.",
 )
 @training_options
+@executor_options
 def run(
     cohort, out, factors, precision, only, views, preset, epochs, batch_size, lr, schedule, step_size,
     gamma, milestones, cycles, min_lr_ratio, seed, train_subjects, predict, save_prob, device,
-    quiet,
+    quiet, executor_spec,
 ) -> None:  # fmt: skip
-    """Train the baseline and every member of each factor into ENS/members/<member>/."""
+    """Train the baseline and every member of each factor into ENS/members/<member>/.
+
+    Each member is one job: one after another here, or on a Dask cluster (--executor dask,
+    --scheduler, --scheduler-file). Finished members are kept; run the same command again after
+    an interruption to resume the rest.
+    """
+    from harness.commands.options import echo_jobs, opened_executor
     from harness.commands.train import parse_views, schedule_settings
+    from harness.ensemble.plan import plan_ensemble
     from harness.ensemble.run import parse_factor_sizes, run_ensemble
+    from harness.executors import JobsFailedError
     from harness.runs import RunDir
 
-    path = run_ensemble(
-        cohort, out, parse_factor_sizes(factors), precision=precision, views=parse_views(views),
-        preset=preset, epochs=epochs, batch_size=batch_size, lr=lr,
-        schedule=schedule_settings(schedule, step_size, gamma, milestones, cycles, min_lr_ratio),
-        seed=seed,
-        train_subjects=train_subjects, predict=predict, save_probabilities=save_prob,
-        device=device, progress=not quiet, only=list(only) or None,
-    )  # fmt: skip
+    sizes = parse_factor_sizes(factors)
+    plan_ensemble(sizes, precision)  # a bad plan fails before any worker starts
+    settings = schedule_settings(schedule, step_size, gamma, milestones, cycles, min_lr_ratio)
+    with opened_executor(executor_spec) as executor:
+        try:
+            path = run_ensemble(
+                cohort, out, sizes, precision=precision, views=parse_views(views), preset=preset,
+                epochs=epochs, batch_size=batch_size, lr=lr, schedule=settings, seed=seed,
+                train_subjects=train_subjects, predict=predict, save_probabilities=save_prob,
+                device=device, progress=not quiet, only=list(only) or None, executor=executor,
+            )  # fmt: skip
+        except JobsFailedError as exc:
+            echo_jobs(exc.outcomes, echo=lambda text: click.echo(text, err=True))
+            raise
     if only:
         click.echo(f"trained {', '.join(only)} in {path}/members; run again without --member "
                    "to record the ensemble")  # fmt: skip
         return
-    config = RunDir(path).manifest()["config"]
+    manifest = RunDir(path).manifest()
+    config = manifest["config"]
+    if manifest.get("jobs"):
+        echo_jobs(manifest["jobs"])
     click.echo(
         f"ensemble of {len(config['members'])} members ({', '.join(config['members'])}) in {path}; "
         f"{len(config['predict_subjects'])} subjects predicted; next: harness ensemble analyze {path}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.options import OutputDir, enum_choice, threads_option
+from harness.commands.options import OutputDir, enum_choice, executor_options, threads_option
 from harness.kernels import KernelMode
 from harness.kernels.cases import InputKind
 
@@ -38,20 +38,30 @@ def kernels():
 @click.option("--timeout", "timeout_s", type=float, default=600, show_default=True,
               help="Time limit of each backend's run, in seconds.")  # fmt: skip
 @threads_option
+@executor_options
 def validate(image, local, out, backends, modes, kinds, dtypes, samples, seed, alpha,
-             timeout_s) -> None:  # fmt: skip
+             timeout_s, executor_spec) -> None:  # fmt: skip
     """harness's sr/rr kernels against Verificarlo's backends on the same inputs.
 
     Random and structured inputs (exact integers, powers of two and their neighbours, zeros), conv2d
     and batchnorm forward and backward, float32 and float64. Prints significant bits, exactness and
-    the per-element two-sample tests; writes them under --out.
+    the per-element two-sample tests; writes them under --out. With --executor dask each
+    Verificarlo backend runs as one job on a Dask cluster.
     """
+    import contextlib
+
+    from harness.commands.options import opened_executor
+    from harness.executors import ExecutorKind
     from harness.experiments.vfc_validate import run_validation
 
-    summary = run_validation(
-        out, image=None if local else image, backends=backends or None, modes=modes or None,
-        kinds=kinds or None, dtypes=dtypes or None, samples=samples, seed=seed, alpha=alpha,
-        timeout_s=timeout_s,
-    )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        jobs = None
+        if executor_spec.kind is ExecutorKind.DASK:
+            jobs = stack.enter_context(opened_executor(executor_spec))
+        summary = run_validation(
+            out, image=None if local else image, backends=backends or None,
+            modes=modes or None, kinds=kinds or None, dtypes=dtypes or None, samples=samples,
+            seed=seed, alpha=alpha, timeout_s=timeout_s, jobs=jobs,
+        )  # fmt: skip
     click.echo(summary["report"])
     click.echo(f"wrote {out} ({summary['wall_s']:.1f} s)")

@@ -6,6 +6,8 @@ usage error (exit 2) before any work starts.
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from harness.errors import InputError
@@ -74,3 +76,63 @@ def enum_choice(enum_type, exclude=()) -> click.Choice:
     from harness.enums import choices
 
     return click.Choice(choices(enum_type, exclude))
+
+
+def executor_options(command):
+    """``--executor serial|dask``, ``--workers N``, ``--scheduler ADDRESS``, ``--scheduler-file
+    FILE`` and ``--retries N``, checked once into an :class:`harness.executors.ExecutorSpec`
+    passed to the command as ``executor_spec``."""
+    import functools
+
+    from harness.executors import ExecutorKind
+
+    @functools.wraps(command)
+    def wrapper(*args, executor, workers, scheduler, scheduler_file, retries, **kwargs):
+        from harness.executors import ExecutorSpec
+
+        spec = ExecutorSpec.parse(executor, workers=workers, scheduler=scheduler,
+                                  scheduler_file=scheduler_file, retries=retries)  # fmt: skip
+        return command(*args, executor_spec=spec, **kwargs)
+
+    options = [
+        click.option("--executor", type=enum_choice(ExecutorKind), default=None,
+                     help="Run the independent jobs one after another in this process (serial) "
+                     "or on a Dask cluster [default: serial; dask when --workers, --scheduler or "
+                     "--scheduler-file is given]."),
+        click.option("--workers", type=int, default=None,
+                     help="Worker processes of a local Dask cluster on 127.0.0.1 [default: one "
+                     "per available core]; each job gets cores // workers threads."),
+        click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                     help="Use the existing Dask cluster of this scheduler."),
+        click.option("--scheduler-file", default=None, metavar="FILE",
+                     help="Use the existing Dask cluster of this scheduler file (dask-jobqueue, "
+                     "dask-mpi, dask scheduler --scheduler-file)."),
+        click.option("--retries", type=int, default=2, show_default=True,
+                     help="Reruns of a job that raised an unexpected error (a job whose worker "
+                     "died is rescheduled anyway; input errors are not retried)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+@contextlib.contextmanager
+def opened_executor(spec, echo=click.echo):
+    """Open the executor of ``spec``, say where it runs (and its dashboard), close it after."""
+    from harness.executors import ExecutorKind, open_executor
+
+    with open_executor(spec) as executor:
+        if spec.kind is ExecutorKind.DASK:
+            info = executor.describe()
+            threads = info["threads_per_job"] or "cores/slots of each host"
+            dashboard = executor.dashboard or "off (install bokeh for the Dask dashboard)"
+            echo(f"dask: {info['workers']} workers at {info['scheduler']}, {threads} threads per "
+                 f"job; dashboard: {dashboard}", err=True)  # fmt: skip
+        yield executor
+
+
+def echo_jobs(outcomes, echo=click.echo) -> None:
+    """Print the summary table of a list of job outcomes."""
+    from harness.executors import summary_table
+
+    echo(summary_table(outcomes))

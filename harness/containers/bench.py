@@ -127,35 +127,70 @@ def bench_command(
     return [*cmd, *(["-k", k] if k else []), *extra]
 
 
-def _run_suites(run, found, suite, k, env, timeout_s, pytest_args, gpus, client, show):
-    """Run the suite in each image of ``found`` (tag -> image); the JSON paths and logs."""
+def _run_suites(run, found, suite, k, env, timeout_s, pytest_args, gpus, client, show,
+                executor=None):  # fmt: skip
+    """Run the suite in each image of ``found`` (tag -> image); the JSON paths and logs.
+
+    Without ``executor`` the images run one after another through ``client``; with one, each
+    image is a job (:func:`bench_image_job`) that talks to the Docker engine of the host it
+    runs on.
+    """
+    if executor is None:
+        files, logs = {}, {}
+        for image, obj in found.items():
+            files[image], logs[image] = _bench_one(run, image, obj.id, suite, k, env, timeout_s,
+                                                   pytest_args, gpus, client, show)  # fmt: skip
+        return files, logs
+    from harness.executors import Job, raise_for_failures, run_jobs
+
+    jobs = [
+        Job(image, "harness.containers.bench:bench_image_job", {
+            "out": str(run.path), "image": image, "image_id": obj.id, "suite": suite.value,
+            "k": k, "env": dict(env), "timeout_s": timeout_s, "pytest_args": list(pytest_args),
+            "gpus": gpus,
+        })  # fmt: skip
+        for image, obj in found.items()
+    ]
+    outcomes = run_jobs(executor, jobs, desc="images")
+    raise_for_failures(outcomes, "image benchmarks")
+    return ({o.key: Path(o.value[0]) for o in outcomes}, {o.key: o.value[1] for o in outcomes})
+
+
+def bench_image_job(out: str, image: str, image_id: str, suite: str, k: str | None, env: dict,
+                    timeout_s: float | None, pytest_args: list[str],
+                    gpus: bool) -> tuple[str, str]:  # fmt: skip
+    """One image's benchmark run as a job: its JSON path (in the shared ``out``) and logs."""
+    from harness.containers.engine import connect
+
+    path, logs = _bench_one(RunDir(out), image, image_id, Suite.parse(suite), k, env, timeout_s,
+                            pytest_args, gpus, connect(), lambda text: None)  # fmt: skip
+    return str(path), logs
+
+
+def _bench_one(run, image, image_id, suite, k, env, timeout_s, pytest_args, gpus, client, show):
     from harness.containers.errors import ContainerFailed
     from harness.containers.run import run_container
 
-    files, logs = {}, {}
-    for image, obj in found.items():
-        path = run.file(catalogue.CONTAINER_BENCH, image=image_slug(image, env.get("VFC_BACKENDS")))
-        show(f"benchmarking {image} ({suite.value}) -> {path}")
-        run_env = {"HARNESS_IMAGE": image, "HARNESS_IMAGE_ID": obj.id, **env}
-        path.unlink(missing_ok=True)  # a failed run must not leave an older file behind
-        result = run_container(
-            image, bench_command(suite, k, f"{OUT_MOUNT}/{path.name}", pytest_args),
-            mounts={run.path: OUT_MOUNT}, env=run_env, workdir=BENCH_ROOT, timeout_s=timeout_s,
-            gpus=gpus, check=False, client=client,
-        )  # fmt: skip
-        logs[image] = result.logs
-        if result.exit_code == NO_TESTS_COLLECTED:
-            raise InputError(
-                f"-k {k if k is not None else suite.default_k!r} selects no benchmark of suite "
-                f"{suite.value!r} in {image}; see the case names with `harness containers run "
-                f"{image} -- python -m pytest {' '.join(suite.files)} --collect-only -q`"
-            )
-        if result.exit_code != 0:
-            raise ContainerFailed(image, ["pytest", *suite.files], result.exit_code, result.tail())
-        if not path.is_file():
-            raise InputError(f"the benchmark run in {image} wrote no {path}")
-        files[image] = path
-    return files, logs
+    path = run.file(catalogue.CONTAINER_BENCH, image=image_slug(image, env.get("VFC_BACKENDS")))
+    show(f"benchmarking {image} ({suite.value}) -> {path}")
+    run_env = {"HARNESS_IMAGE": image, "HARNESS_IMAGE_ID": image_id, **env}
+    path.unlink(missing_ok=True)  # a failed run must not leave an older file behind
+    result = run_container(
+        image, bench_command(suite, k, f"{OUT_MOUNT}/{path.name}", pytest_args),
+        mounts={run.path: OUT_MOUNT}, env=run_env, workdir=BENCH_ROOT, timeout_s=timeout_s,
+        gpus=gpus, check=False, client=client,
+    )  # fmt: skip
+    if result.exit_code == NO_TESTS_COLLECTED:
+        raise InputError(
+            f"-k {k if k is not None else suite.default_k!r} selects no benchmark of suite "
+            f"{suite.value!r} in {image}; see the case names with `harness containers run "
+            f"{image} -- python -m pytest {' '.join(suite.files)} --collect-only -q`"
+        )
+    if result.exit_code != 0:
+        raise ContainerFailed(image, ["pytest", *suite.files], result.exit_code, result.tail())
+    if not path.is_file():
+        raise InputError(f"the benchmark run in {image} wrote no {path}")
+    return path, result.logs
 
 
 def bench_images(
@@ -171,6 +206,7 @@ def bench_images(
     gpus: bool = False,
     client=None,
     progress=True,
+    executor=None,
 ) -> BenchResult:
     """Run ``suite`` in each image; write ``OUT/bench-<image>.json``; ingest them into ``db``.
 
@@ -198,6 +234,10 @@ def bench_images(
     gpus : bool
         Give the containers every GPU (CUDA images; the suites then run their CUDA cases too,
         select them with ``k``).
+    executor : harness.executors.Executor, optional
+        Run each image as a job (on a Dask cluster: each worker uses its own host's Docker
+        engine, and ``out`` must be a folder every worker sees). Images benchmarked side by
+        side on one machine disturb each other's timings: use one worker per machine.
     """
     from harness.containers.engine import connect, get_image
     from harness.containers.progress import reporter
@@ -218,7 +258,7 @@ def bench_images(
     show = reporter(progress, steps_only=False)
     try:
         files, logs = _run_suites(run, found, suite, k, env, timeout_s, pytest_args, gpus,
-                                  client, show)  # fmt: skip
+                                  client, show, executor)  # fmt: skip
     except BaseException:
         run.finish("failed")
         raise

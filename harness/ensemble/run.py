@@ -12,8 +12,10 @@ subjects and predicting the same subjects. How a member's spec becomes a trainin
   for member ``k``.
 
 ``ENS/manifest.json`` records the configuration (with the cohort's absolute path, so
-``harness ensemble analyze ENS`` needs no ``--cohort``) and the member names. Finished members are
-skipped; a killed member resumes from its last epoch checkpoint.
+``harness ensemble analyze ENS`` needs no ``--cohort``) and the member names. Members are
+independent jobs (:mod:`harness.executors`: in this process, or on a Dask cluster); finished
+members are kept, a killed member resumes from its last epoch checkpoint, and no two jobs write
+one member at once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ from pathlib import Path
 from harness.ensemble.layout import BASELINE, member_dir
 from harness.ensemble.plan import MemberSpec, plan_ensemble
 from harness.errors import InputError
+from harness.executors import (
+    Executor,
+    Job,
+    JobOutcome,
+    SerialExecutor,
+    raise_for_failures,
+    run_jobs,
+    summary_rows,
+)
 from harness.perturb.seeds import SeedPlan, derive_seed
 from harness.runs import RunDir, RunKind
 
@@ -77,6 +88,7 @@ def run_ensemble(
     progress: bool = True,
     on_epoch_end: Callable | None = None,
     only: Sequence[str] | None = None,
+    executor: Executor | None = None,
 ) -> Path:
     """Train every member of ``plan_ensemble(factors, precision)`` and predict; return ``out``.
 
@@ -109,9 +121,11 @@ def run_ensemble(
         Train just these members of the plan, and leave ``ENS/manifest.json`` alone: several
         processes can train disjoint members side by side; a final call without ``only`` then
         finds them finished and records the ensemble.
+    executor : Executor, optional
+        Runs one job per member (:mod:`harness.executors`); default: one after another in this
+        process. Members are written under their run-directory lock; failed members are listed
+        in one :class:`~harness.executors.JobsFailedError` after every other member finished.
     """
-    from tqdm.auto import tqdm
-
     from harness.data.cohort import load_cohort
     from harness.train import select_subjects
 
@@ -144,21 +158,30 @@ def run_ensemble(
     run = RunDir(out, kind=RunKind.ENSEMBLE)
     if run.completed_with(record, "an ensemble"):
         return out
+    executor = executor or SerialExecutor()
+    jobs = [
+        member_job(
+            spec, cohort, out, configs[spec.name], train, targets, save_probabilities, on_epoch_end
+        )  # fmt: skip
+        for spec in (chosen or members)
+    ]
     if chosen is not None:
-        _train_members(cohort, out, chosen, configs, train, targets,
-                       save_probabilities, progress, on_epoch_end)  # fmt: skip
+        raise_for_failures(run_jobs(executor, jobs, desc="members", progress=progress), "members")
         return out
-    run.start("harness ensemble run", record)
+    run.start("harness ensemble run", record, executor=executor.describe())
     with run.failure_recorded():
-        finished = []
-        bar = tqdm(members, desc="ensemble", unit="member", disable=not progress)
-        for spec in bar:
-            bar.set_postfix(member=spec.name)
-            _train_member(cohort, out, spec, configs, train, targets, save_probabilities,
-                          False, on_epoch_end)  # fmt: skip
-            finished.append(spec.name)
-            run.update(finished_members=finished)
-    run.finish(finished_members=finished)
+        finished: list[str] = []
+
+        def member_done(outcome: JobOutcome) -> None:
+            if outcome.ok:
+                finished.append(outcome.key)
+                run.update(finished_members=finished)
+
+        outcomes = run_jobs(executor, jobs, desc="ensemble", progress=progress,
+                            on_outcome=member_done)  # fmt: skip
+        run.update(jobs=summary_rows(outcomes))
+        raise_for_failures(outcomes, "members")
+    run.finish(finished_members=[spec.name for spec in members])
     return out
 
 
@@ -172,23 +195,40 @@ def _chosen(members: list[MemberSpec], only: Sequence[str]) -> list[MemberSpec]:
     return [spec for spec in members if spec.name in set(only)]
 
 
-def _train_members(cohort, out, chosen, configs, train, targets, save_probabilities, progress,
-                   on_epoch_end) -> None:  # fmt: skip
-    for spec in chosen:
-        _train_member(cohort, out, spec, configs, train, targets, save_probabilities, progress,
-                      on_epoch_end)  # fmt: skip
+def member_job(spec: MemberSpec, cohort, out: Path, config, train, targets,
+               save_probabilities: bool, on_epoch_end: Callable | None = None) -> Job:  # fmt: skip
+    """The job that trains member ``spec`` into ``ENS/members/<member>/`` (plain data only;
+    ``on_epoch_end`` travels as an in-process hook)."""
+    hooks = {} if on_epoch_end is None else {"on_epoch_end": on_epoch_end}
+    folder = member_dir(out, spec.name)
+    return Job(
+        key=spec.name, func="harness.ensemble.run:train_member", run_dir=str(folder), hooks=hooks,
+        kwargs={
+            "cohort": str(Path(cohort).resolve()), "out": str(folder), "config": config.to_dict(),
+            "member": spec.to_dict(), "ensemble": str(out.resolve()), "train_subjects": train,
+            "predict": targets, "save_probabilities": bool(save_probabilities),
+        },
+    )  # fmt: skip
 
 
-def _train_member(cohort, out, spec, configs, train, targets, save_probabilities, progress,
-                  on_epoch_end) -> None:  # fmt: skip
-    from harness.train import train_run
+def train_member(cohort: str, out: str, config: dict, member: dict, ensemble: str,
+                 train_subjects: list[str], predict: list[str], save_probabilities: bool,
+                 on_epoch_end: Callable | None = None) -> str:  # fmt: skip
+    """Train one member (the body of :func:`member_job`); returns its run directory.
+
+    Seeds come from ``config`` (its :class:`~harness.perturb.seeds.SeedPlan`): nothing depends on
+    the process or machine that runs it.
+    """
+    from harness.train import TrainConfig, train_run
 
     callback = None
     if on_epoch_end is not None:
-        callback = lambda view, epoch, row, name=spec.name: on_epoch_end(name, view, epoch, row)  # noqa: E731
+        name = member["name"]
+        callback = lambda view, epoch, row: on_epoch_end(name, view, epoch, row)  # noqa: E731
     train_run(
-        cohort, member_dir(out, spec.name), configs[spec.name], train_subjects=train,
-        predict=targets, save_probabilities=save_probabilities, progress=progress,
+        cohort, out, TrainConfig.from_dict(config), train_subjects=train_subjects,
+        predict=predict, save_probabilities=save_probabilities, progress=False,
         on_epoch_end=callback, command="harness ensemble run",
-        extra={"member": spec.to_dict(), "ensemble": str(out.resolve())},
+        extra={"member": member, "ensemble": ensemble},
     )  # fmt: skip
+    return out

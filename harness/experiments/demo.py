@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from harness.errors import HarnessError
+from harness.executors import Executor
 from harness.runs import RunDir, RunKind, catalogue
 from harness.runs.layout import ANALYSIS, members_dir
 
@@ -104,6 +105,7 @@ class DemoContext:
     full: bool = False
     seed: int = 0
     size_name: str | None = None  # default: "full" with full, else "small"
+    executor: Executor | None = None  # runs the sweep's and the ensemble's jobs (default: serial)
 
     @property
     def size(self) -> DemoSize:
@@ -127,7 +129,7 @@ def stage_mode_sweep(ctx: DemoContext) -> str:
         cfg.image_size = 64
     run = ctx.stage_dir("mode-sweep")
     run.start("harness demo: mode sweep", config_dict(cfg))
-    frame = run_mode_sweep(cfg)
+    frame = run_mode_sweep(cfg, executor=ctx.executor)
     run.write_table(catalogue.SWEEP, frame)
     run.finish()
     return format_table(frame)
@@ -168,6 +170,7 @@ def stage_ensemble(ctx: DemoContext) -> str:
         seed=ctx.seed,
         train_subjects=size.train_subjects,
         device=ctx.device,
+        executor=ctx.executor,
     )
     members = sorted(p.name for p in members_dir(ctx.path("ensemble")).iterdir())
     return f"members: {', '.join(members)}"

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from harness.errors import InputError
 from harness.perturb.modes import Mode
@@ -113,44 +112,77 @@ def train_once(
     }
 
 
-def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None):
-    """Run the sweep and return a pandas DataFrame with one row per mode."""
+def sweep_run(config: dict, mode: str, mca_seed: int,
+              model_factory: Callable | None = None) -> dict:  # fmt: skip
+    """One training of the sweep, as a job: rebuilds the batches from ``config`` (a
+    :func:`config_dict`), so it runs the same in any process."""
+    cfg = SweepConfig(**{**config, "modes": tuple(config["modes"])})
+    batches = make_batches(cfg)
+    return train_once(cfg, Mode.parse(mode), mca_seed, batches, model_factory or default_model)
+
+
+def sweep_jobs(cfg: SweepConfig, modes: Sequence[Mode], model_factory: Callable | None = None):
+    """The reference IEEE run and every (mode, repeat) run, as independent jobs (the mode
+    travels as its value: jobs are plain data)."""
+    from harness.executors import Job
+
+    hooks = {} if model_factory is None else {"model_factory": model_factory}
+    config = config_dict(cfg)
+    func = "harness.experiments.mode_sweep:sweep_run"
+    reference = {"config": config, "mode": Mode.IEEE.value, "mca_seed": 0}
+    jobs = [Job("reference", func, reference, hooks=hooks)]
+    for mode in modes:
+        for r in range(2 if mode is Mode.IEEE else cfg.repeats):
+            kwargs = {"config": config, "mode": mode.value, "mca_seed": cfg.seed * 1000 + r}
+            jobs.append(Job(f"{mode.value}-{r + 1:02d}", func, kwargs, hooks=hooks))
+    return jobs
+
+
+def run_mode_sweep(cfg: SweepConfig, model_factory: Callable | None = None, executor=None,
+                   outcomes: list | None = None):  # fmt: skip
+    """Run the sweep and return a pandas DataFrame with one row per mode.
+
+    ``executor`` (:mod:`harness.executors`) runs the trainings as independent jobs (default:
+    one after another in this process; a custom ``model_factory`` needs that); the job
+    outcomes are appended to ``outcomes`` when given. Failed runs raise
+    :class:`~harness.executors.JobsFailedError` once every other run has finished.
+    """
     import pandas as pd
 
+    from harness.executors import SerialExecutor, raise_for_failures, run_jobs
     from harness.metrics import significant_bits, summarize
 
     cfg.validate()
     modes = [Mode.parse(m) for m in cfg.modes]
-    model_factory = model_factory or default_model
-    batches = make_batches(cfg)
-    reference = train_once(cfg, Mode.IEEE, 0, batches, model_factory)
+    jobs = sweep_jobs(cfg, modes, model_factory)
+    done = run_jobs(executor or SerialExecutor(), jobs, desc="mode sweep")
+    if outcomes is not None:
+        outcomes.extend(done)
+    raise_for_failures(done, "sweep runs")
+    results = {o.key: o.value for o in done}
+    reference = results["reference"]
     rows = []
-    total = sum(2 if m is Mode.IEEE else cfg.repeats for m in modes)
-    with tqdm(total=total, desc="mode sweep", unit="run", leave=False) as bar:
-        for mode in modes:
-            n = 2 if mode is Mode.IEEE else cfg.repeats
-            runs = []
-            for r in range(n):
-                runs.append(train_once(cfg, mode, cfg.seed * 1000 + r, batches, model_factory))
-                bar.update()
-            weights = np.stack([run["weights"] for run in runs])
-            final_loss = np.array([[run["losses"][-1]] for run in runs])
-            # identical samples get "all bits"; fp32 carries at most 24 of them
-            w_bits = summarize(np.minimum(significant_bits(weights, reference["weights"]), 24))
-            loss_bits = min(significant_bits(final_loss, [reference["losses"][-1]])[0], 24)
-            rows.append(
-                {
-                    "mode": mode.value,
-                    "runs": n,
-                    "identical_runs": bool(np.all(weights == weights[0])),
-                    "weights_sig_bits_min": w_bits["min"],
-                    "weights_sig_bits_median": w_bits["median"],
-                    "weights_sig_bits_mean": w_bits["mean"],
-                    "final_loss_mean": float(final_loss.mean()),
-                    "final_loss_sig_bits": float(loss_bits),
-                    "step_ms": 1e3 * float(np.median([run["step_s"] for run in runs])),
-                }
-            )
+    for mode in modes:
+        n = 2 if mode is Mode.IEEE else cfg.repeats
+        runs = [results[f"{mode.value}-{r + 1:02d}"] for r in range(n)]
+        weights = np.stack([run["weights"] for run in runs])
+        final_loss = np.array([[run["losses"][-1]] for run in runs])
+        # identical samples get "all bits"; fp32 carries at most 24 of them
+        w_bits = summarize(np.minimum(significant_bits(weights, reference["weights"]), 24))
+        loss_bits = min(significant_bits(final_loss, [reference["losses"][-1]])[0], 24)
+        rows.append(
+            {
+                "mode": mode.value,
+                "runs": n,
+                "identical_runs": bool(np.all(weights == weights[0])),
+                "weights_sig_bits_min": w_bits["min"],
+                "weights_sig_bits_median": w_bits["median"],
+                "weights_sig_bits_mean": w_bits["mean"],
+                "final_loss_mean": float(final_loss.mean()),
+                "final_loss_sig_bits": float(loss_bits),
+                "step_ms": 1e3 * float(np.median([run["step_s"] for run in runs])),
+            }
+        )
     frame = pd.DataFrame(rows)
     ieee_ms = frame.loc[frame["mode"] == Mode.IEEE.value, "step_ms"]
     if len(ieee_ms):

@@ -123,6 +123,8 @@ def validate(
     shapes: Shapes = DEFAULT_SHAPES,
     alpha: float = ALPHA,
     harness_build: HarnessBuild = HarnessBuild.TORCH_EXTENSION,
+    jobs=None,
+    job_target: dict | None = None,
 ) -> ValidationResult:
     """Run every engine on every case and summarise (see the module docstring).
 
@@ -136,6 +138,10 @@ def validate(
         inside the image).
     samples : int
         Samples per engine and case (>= 2).
+    jobs : harness.executors.Executor, optional
+        Run each Verificarlo backend as one job (:func:`backend_job`) instead of calling
+        ``executor`` in turn; ``job_target`` (``{"image": ..., "timeout_s": ...}``) says how the
+        job runs it.
     """
     import pandas as pd
 
@@ -150,12 +156,14 @@ def validate(
     if len({e.name for e in engines}) != len(engines):
         raise InputError(f"engines must be distinct, got {[e.name for e in engines]}")
     write_inputs(run_dir, cases, shapes, seed)
-    seconds: dict[str, float] = {}
-    runs = []
-    for backend in backends:
-        start = time.perf_counter()
-        runs.append(executor(backend, run_dir, samples, seed))
-        seconds[Engine(Source.VERIFICARLO, backend=backend).name] = time.perf_counter() - start
+    if jobs is None:
+        runs, seconds = [], {}
+        for backend in backends:
+            start = time.perf_counter()
+            runs.append(executor(backend, run_dir, samples, seed))
+            seconds[Engine(Source.VERIFICARLO, backend=backend).name] = time.perf_counter() - start
+    else:
+        runs, seconds = _backend_jobs(jobs, job_target or {}, backends, run_dir, samples, seed)
     rows, tests = [], []
     harness_seconds = dict.fromkeys((e.name for e in engines if e.source is Source.HARNESS), 0.0)
     for i, case in enumerate(cases):
@@ -192,6 +200,29 @@ def validate(
     return ValidationResult(pd.DataFrame(rows), pd.DataFrame(correct(tests, alpha)), runs, seconds)
 
 
+
+
+def _backend_jobs(jobs, target: dict, backends, run_dir: Path, samples: int, seed: int):
+    from harness.executors import Job, raise_for_failures, run_jobs
+
+    todo = [
+        Job(backend.engine, "harness.experiments.vfc_validate:backend_job", {
+            "backend": backend.name, "backend_seed": backend.seed, "run_dir": str(run_dir),
+            "samples": samples, "seed": seed, **target,
+        })  # fmt: skip
+        for backend in backends
+    ]
+    outcomes = run_jobs(jobs, todo, desc="verificarlo backends")
+    raise_for_failures(outcomes, "Verificarlo backends")
+    return [o.value for o in outcomes], {o.key: o.wall_s for o in outcomes}
+
+
+def backend_job(backend: str, backend_seed: int | None, run_dir: str, samples: int, seed: int,
+                image: str | None, timeout_s: float = 600) -> dict:  # fmt: skip
+    """One Verificarlo backend's run as a job: in a container of ``image`` (the engine of the
+    worker's host), or locally inside the image (``image=None``); returns the runner's record."""
+    run = local_executor(timeout_s) if image is None else container_executor(image, timeout_s)
+    return run(parse_backend(backend, backend_seed), Path(run_dir), samples, seed)
 
 
 def container_executor(image: str, timeout_s: float = 600, client=None) -> VfcExecutor:
@@ -274,11 +305,13 @@ def run_validation(
     timeout_s: float = 600,
     shapes: Shapes = DEFAULT_SHAPES,
     executor: VfcExecutor | None = None,
+    jobs=None,
 ) -> dict:
     """``harness kernels validate``: check the inputs, run :func:`validate`, store the run.
 
     ``image=None`` runs the Verificarlo backends locally (inside the image); ``executor`` replaces
-    the way a backend is run (see :data:`harness.kernels.validate.VfcExecutor`). Writes
+    the way a backend is run (see :data:`harness.kernels.validate.VfcExecutor`); ``jobs`` (an
+    :class:`harness.executors.Executor`) runs each backend as one job instead. Writes
     ``validation.tsv``, ``tests.tsv``, ``validation-report.md``, the inputs and samples and
     ``manifest.json`` (kind ``kernels-validate``) under ``out``; returns the manifest fields and the printed report.
     """
@@ -307,7 +340,8 @@ def run_validation(
         result = validate(
             Path(out), executor, kinds=kinds, dtypes=dtypes, modes=modes,
             backends=backends, samples=samples, seed=seed, shapes=shapes, alpha=alpha,
-            harness_build=build,
+            harness_build=build, jobs=jobs,
+            job_target={"image": image, "timeout_s": timeout_s},
         )  # fmt: skip
     except BaseException:
         run.finish("failed")

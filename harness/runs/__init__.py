@@ -10,6 +10,7 @@ from harness.runs import catalogue
 from harness.runs.catalogue import ARTIFACTS, Artifact, DbTable, FileFormat, artifact_named
 from harness.runs.kinds import RunKind
 from harness.runs.layout import BASELINE
+from harness.runs.lock import RunLock, RunLockedError
 from harness.runs.rundir import (
     MANIFEST,
     MANIFEST_SCHEMA,
@@ -33,6 +34,8 @@ __all__ = [
     "MANIFEST_SCHEMA",
     "RunDir",
     "RunKind",
+    "RunLock",
+    "RunLockedError",
     "artifact_named",
     "atomic_path",
     "atomic_write_bytes",

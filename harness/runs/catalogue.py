@@ -34,6 +34,7 @@ class FileFormat(Enum):
     HTML = "html"
     MARKDOWN = "markdown"
     DUCKDB = "duckdb"  # a results database file (harness.store)
+    LOCK = "lock"  # an exclusive-create lock file (harness.runs.lock)
 
 
 class DbTable(Enum):
@@ -138,6 +139,13 @@ _REGION = ("factor", "subject", "label", "region", "kind")
 #: every run directory
 MANIFEST = Artifact("manifest.json", FileFormat.JSON, ALL_KINDS,
                     description="what ran, with which configuration, status and environment")  # fmt: skip
+#: every run directory while a job writes it (harness.runs.lock)
+RUN_LOCK = Artifact("run.lock", FileFormat.LOCK, ALL_KINDS,
+                    description="exclusive lock of the writing job: pid, host, start, token "
+                                "(present only while the run is being written)")  # fmt: skip
+RUN_LOCK_BREAK = Artifact("run.break.lock", FileFormat.LOCK, ALL_KINDS,
+                          description="guard taken while a stale run.lock is broken "
+                                      "(present for an instant)")  # fmt: skip
 
 # cohorts (harness data synth; users' cohorts follow the same layout)
 PARTICIPANTS = Artifact(
