@@ -285,3 +285,16 @@ def test_optional_imports_are_recognised():
         "import numpy.linalg\nfrom pandas import DataFrame\nfrom . import sibling\n"
     )
     assert sorted(_required_imports(source)) == ["numpy", "pandas", "scipy"]
+
+
+def test_no_merge_conflict_markers_in_tracked_text():
+    """A conflict left in a doc or module would ship as text: no tracked file has one."""
+    import subprocess
+
+    files = subprocess.run(
+        ["git", "ls-files", "*.py", "*.md", "*.toml", "*.sh", "*.tsv", "*.json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    marker = re.compile(r"^(<{7} |>{7} |={7}$)", re.MULTILINE)
+    found = [f for f in files if marker.search((ROOT / f).read_text(errors="replace"))]
+    assert found == []
