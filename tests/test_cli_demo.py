@@ -46,6 +46,8 @@ def test_demo_end_to_end_tiny(run_cli, tmp_path):
         "ensemble/members/baseline/predictions",
         "ensemble/analysis/min_pairwise_dice.tsv",
         "ensemble/analysis/factor_correlation.tsv",
+        "classical/analysis/min_pairwise_dice.tsv",
+        "classical/compare/stability_comparison.tsv",
         "kernel-bench/bench-kernels.json",
         "introspect/spectra.parquet",
         "brainage/summary.tsv",
@@ -61,7 +63,12 @@ def test_demo_end_to_end_tiny(run_cli, tmp_path):
     bench = json.loads((out / "kernel-bench/bench-kernels.json").read_text())
     assert {b["extra_info"]["mode"] for b in bench["benchmarks"]} >= {"native", "ieee", "sr"}
     report = (out / "report/report.md").read_text()
-    for heading in ("Ensemble agreement", "Brain age", "Gradient spectra", "Throughput"):
+    classical = pd.read_csv(out / "classical/compare/stability_comparison.tsv", sep="\t")
+    assert {("classical", "ud"), ("cnn", "seed"), ("cnn", "mca-ud")} <= set(
+        zip(classical["pipeline"], classical["factor"], strict=True)
+    )
+    for heading in ("Ensemble agreement", "Classical pipeline vs CNN", "Brain age",
+                    "Gradient spectra", "Throughput"):
         assert heading in report, heading
     assert str(out / "report" / "report.html") in stdout
     # every file of every stage is declared in the run-file catalogue, columns included
@@ -71,4 +78,4 @@ def test_demo_end_to_end_tiny(run_cli, tmp_path):
 
     code, stdout, _ = run_cli("demo", "--size", "tiny", "--out", out)
     assert code == 0 and "running" not in stdout
-    assert stdout.count("complete, kept") == 9
+    assert stdout.count("complete, kept") == 10

@@ -46,6 +46,11 @@ class DemoSize:
     introspect_batch: int | None = None  # default of the demo (16)
     brainage_splits: int = 4
     kernel_cases: str = "cpu-small-3x3"
+    #: the atlas-registration pipeline beside the CNN: the first predicted subjects, under the
+    #: ensemble's numerical mode (up-down on a CPU: its cost is closest to IEEE)
+    classical_subjects: int = 6
+    classical_mode: str = "ud"
+    classical_samples: int = 3
 
 
 SIZES = {
@@ -64,6 +69,9 @@ SIZES = {
         introspect_epochs=10,
         brainage_splits=5,
         kernel_cases="fastsurfer",
+        classical_subjects=10,
+        classical_mode="sr",
+        classical_samples=5,
     ),
     # the smallest run that still exercises every stage (tests)
     "tiny": DemoSize(
@@ -79,11 +87,13 @@ SIZES = {
         introspect_epochs=1,
         introspect_batch=6,
         brainage_splits=2,
+        classical_subjects=2,
+        classical_samples=2,
     ),
 }
 
 #: stages whose run directory is not ``OUT/<stage>``
-STAGE_DIRS = {"analysis": f"ensemble/{ANALYSIS}"}
+STAGE_DIRS = {"analysis": f"ensemble/{ANALYSIS}", "classical": "classical/compare"}
 #: the kind of each stage's run directory
 STAGE_KINDS = {
     "mode-sweep": RunKind.SWEEP,
@@ -91,6 +101,7 @@ STAGE_KINDS = {
     "cohort": RunKind.COHORT,
     "ensemble": RunKind.ENSEMBLE,
     "analysis": RunKind.ENSEMBLE_ANALYSIS,
+    "classical": RunKind.CLASSICAL_COMPARISON,
     "kernel-bench": RunKind.KERNEL_BENCH,
     "introspect": RunKind.INTROSPECT,
     "brainage": RunKind.BRAINAGE,
@@ -193,6 +204,35 @@ def stage_analysis(ctx: DemoContext) -> str:
     return (
         "median over regions of the minimum pairwise Dice across members, beside the members' "
         f"Dice to truth (95% bootstrap intervals over {n} subjects):\n" + format_table(table)
+    )
+
+
+def stage_classical(ctx: DemoContext) -> str:
+    """The traditional pipeline on the ensemble's first predicted subjects, compared with it."""
+    import pandas as pd
+
+    from harness.classical.compare import compare_runs
+    from harness.classical.run import run_classical
+
+    size = ctx.size
+    predicted = RunDir(ctx.path("ensemble")).manifest()["config"]["predict_subjects"]
+    classical = run_classical(
+        ctx.path("cohort"), ctx.path("classical"), [size.classical_mode], size.classical_samples,
+        subjects=list(predicted[: size.classical_subjects]), seed=ctx.seed,
+    )  # fmt: skip
+    folder = compare_runs(
+        classical, ctx.path("ensemble"), ctx.stage_dir("classical").path,
+        cnn_factors=[factor for factor, _ in size.factors],
+    )  # fmt: skip
+    summary = pd.read_csv(catalogue.CLASSICAL_COMPARISON.path(folder), sep="\t")
+    summary = summary[summary["kind"].isin(["cortical", "subcortical"]) & summary["min_dice"].notna()]
+    table = pd.DataFrame({
+        "pipeline": summary["pipeline"], "factor": summary["factor"], "kind": summary["kind"],
+        "subjects": summary["n_subjects"], "min pairwise Dice": _with_interval(summary, "min_dice"),
+    })  # fmt: skip
+    return (
+        "atlas-registration pipeline beside the CNN, median over regions of the minimum pairwise "
+        "Dice (95% bootstrap intervals):\n" + format_table(table)
     )
 
 
@@ -304,7 +344,8 @@ def stage_report(ctx: DemoContext) -> str:
     from harness.report import build_report
 
     run = ctx.stage_dir("report")
-    inputs = [ctx.path(name) for name, _ in STAGES if name not in ("report", *STAGE_DIRS)]
+    # a stage whose directory lies inside another's is ingested with it
+    inputs = [ctx.path(name) for name, _ in STAGES if name != "report" and name != "analysis"]
     run.start("harness demo: report", {"inputs": [str(p) for p in inputs]})
     html, md = build_report(
         [p for p in inputs if p.exists()], run.file(catalogue.REPORT_HTML),
@@ -324,6 +365,7 @@ STAGES: list[tuple[str, Callable[[DemoContext], str]]] = [
     ("cohort", stage_cohort),
     ("ensemble", stage_ensemble),
     ("analysis", stage_analysis),
+    ("classical", stage_classical),
     ("kernel-bench", stage_kernel_bench),
     ("introspect", stage_introspect),
     ("brainage", stage_brainage),
