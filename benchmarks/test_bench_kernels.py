@@ -186,15 +186,7 @@ def test_conv2d_forward(benchmark, case, impl, environment):
         {
             "op": "conv2d_forward",
             "case": case.name,
-            "shape": {
-                "N": case.n,
-                "C": case.c,
-                "H": case.hw,
-                "W": case.hw,
-                "K": case.k,
-                "R": case.kernel,
-                "S": case.kernel,
-            },
+            "shape": _conv_shape(case),
             "device": case.device,
             "implementation": name,
             "mode": mode or "native",
@@ -296,6 +288,12 @@ def vfc():
         pytest.skip(str(exc))
 
 
+def _conv_shape(case) -> dict:
+    """The conv case's geometry as recorded in ``extra_info`` (NCHW input, KRS filters)."""
+    return {"N": case.n, "C": case.c, "H": case.hw, "W": case.hw, "K": case.k,
+            "R": case.kernel, "S": case.kernel}  # fmt: skip
+
+
 def _vfc_info(backend) -> dict:
     import os
 
@@ -332,15 +330,7 @@ def test_conv2d_forward_verificarlo(benchmark, case, vfc, environment):
         {
             "op": "conv2d_forward",
             "case": case.name,
-            "shape": {
-                "N": case.n,
-                "C": case.c,
-                "H": case.hw,
-                "W": case.hw,
-                "K": case.k,
-                "R": case.kernel,
-                "S": case.kernel,
-            },  # fmt: skip
+            "shape": _conv_shape(case),
             "device": "cpu",
             **_vfc_info(backend),
             "tf32": False,
